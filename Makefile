@@ -1,0 +1,28 @@
+# Two commands for a fresh machine with Rust and Python 3: `make demo` and `make test`.
+# libtorch goes into ~/.cache/subspace (scripts/install-libtorch.sh); .libtorch links to it for cargo.
+
+CARGO ?= cargo
+RELEASE := target/release
+OUT ?= results
+
+.PHONY: all setup build test demo bench nodes
+
+all: build
+
+setup:
+	@ln -sfn "$$(./scripts/install-libtorch.sh)" .libtorch
+
+build: setup
+	$(CARGO) build --release --workspace
+	@mkdir -p $(RELEASE)/plugins
+	@for f in $(RELEASE)/libsubspace_plugin_*.so; do [ -e "$$f" ] && ln -sfn "../$$(basename $$f)" $(RELEASE)/plugins/; done; true
+	@echo "built: $(RELEASE)/subspace with plugins in $(RELEASE)/plugins/"
+
+test: build
+	$(CARGO) test --release --workspace
+
+demo: build
+	$(RELEASE)/subspace run examples/presets/demo.json --out $(OUT)
+
+nodes: build
+	$(RELEASE)/subspace nodes

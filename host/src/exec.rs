@@ -1,0 +1,398 @@
+//! Evaluation: runs what the requested outputs need, re-using cached results, on a crossbeam worker pool.
+//!
+//! A node's cache key is its type and version, the device, its parameter values and, recursively, its inputs'
+//! keys (never its id), so two runs that differ in one parameter re-run only that node and what depends on it.
+//! Volatile nodes get a per-run nonce in their key. A failing node stops only its dependents.
+
+use crate::plugins::Registry;
+use crate::validate::Plan;
+use abi_stable::std_types::{RNone, ROption, RSome, RStr, RErr, ROk};
+use crossbeam::channel::{unbounded, Sender};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use subspace_sdk::{
+    DeviceSpec, ErrorKind, HostServices, HostServices_TO, ModelRef, NamedValue, NodeContext, NodeError, Value,
+};
+
+/// A node's outputs, shared between the cache and the run report.
+pub type Outputs = Arc<Vec<NamedValue>>;
+
+/// What happened during a run, for any listener (CLI progress, a UI over a socket, tests).
+#[derive(Debug, Clone)]
+pub enum Event {
+    NodeCached { node: String },
+    NodeStarted { node: String, node_type: String },
+    NodeProgress { node: String, done: u64, total: u64, message: String },
+    NodeLog { node: String, message: String },
+    NodeFinished { node: String, seconds: f64 },
+    NodeFailed { node: String, error: String },
+    NodeSkipped { node: String, because: String },
+}
+
+/// How a node ended in one run.
+#[derive(Debug, Clone)]
+pub enum NodeStatus {
+    Ran { seconds: f64 },
+    Cached,
+    Failed { error: NodeError },
+    /// An input's node failed or the run was cancelled first.
+    Skipped { because: String },
+}
+
+/// The result of a run: every needed node's status and the requested outputs that were produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub status: BTreeMap<String, NodeStatus>,
+    /// Requested outputs by node id (only the requested ports when a port was named).
+    pub outputs: BTreeMap<String, Vec<NamedValue>>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn ran(&self) -> Vec<&str> {
+        self.filter(|s| matches!(s, NodeStatus::Ran { .. }))
+    }
+    pub fn cached(&self) -> Vec<&str> {
+        self.filter(|s| matches!(s, NodeStatus::Cached))
+    }
+    pub fn failed(&self) -> Vec<&str> {
+        self.filter(|s| matches!(s, NodeStatus::Failed { .. }))
+    }
+    fn filter(&self, f: impl Fn(&NodeStatus) -> bool) -> Vec<&str> {
+        self.status.iter().filter(|(_, s)| f(s)).map(|(k, _)| k.as_str()).collect()
+    }
+    /// Output `port` of node `node`, if produced.
+    pub fn output(&self, node: &str, port: &str) -> Option<&Value> {
+        self.outputs.get(node)?.iter().find(|v| v.name.as_str() == port).map(|v| &v.value)
+    }
+    pub fn ok(&self) -> bool {
+        self.status.values().all(|s| matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
+    }
+}
+
+/// Stops a run: running nodes see it through `is_cancelled`, nothing new starts.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Options of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub events: Option<Sender<Event>>,
+    pub cancel: CancelToken,
+}
+
+type Key = [u8; 32];
+
+struct CacheEntry {
+    outputs: Outputs,
+    last_used: u64,
+}
+
+/// Evaluates plans; keeps its output cache and its loaded models across runs.
+pub struct Evaluator {
+    pub registry: Arc<Registry>,
+    pub device: DeviceSpec,
+    pub workers: usize,
+    /// Cached node results kept beyond those of the latest run.
+    pub cache_limit: usize,
+    cache: Mutex<HashMap<Key, CacheEntry>>,
+    models: Mutex<HashMap<String, ModelRef>>,
+    runs: AtomicU64,
+}
+
+impl Evaluator {
+    pub fn new(registry: Arc<Registry>, device: DeviceSpec) -> Self {
+        Evaluator {
+            registry,
+            device,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8),
+            cache_limit: 64,
+            cache: Mutex::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
+            runs: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops every cached result and model.
+    pub fn clear_cache(&self) {
+        self.cache.lock().unwrap().clear();
+        self.models.lock().unwrap().clear();
+    }
+
+    /// Cache keys of every node of `plan` (nodes are listed with their inputs before them or not; keys recurse).
+    fn keys(&self, plan: &Plan, run: u64) -> Vec<Key> {
+        let mut keys: Vec<Option<Key>> = vec![None; plan.nodes.len()];
+        fn key_of(plan: &Plan, i: usize, device: DeviceSpec, run: u64, keys: &mut Vec<Option<Key>>) -> Key {
+            if let Some(k) = keys[i] {
+                return k;
+            }
+            let n = &plan.nodes[i];
+            let d = &n.node_type.descriptor;
+            let mut h = blake3::Hasher::new();
+            h.update(d.id.as_bytes());
+            h.update(b"\0");
+            h.update(d.version.as_bytes());
+            h.update(format!("\0{device}\0").as_bytes());
+            for p in &n.params {
+                h.update(p.name.as_bytes());
+                h.update(b"=");
+                h.update(p.value.to_json().unwrap_or_default().to_string().as_bytes());
+                h.update(b"\0");
+            }
+            for (port, (src, src_port)) in &n.inputs {
+                let k = key_of(plan, *src, device, run, keys);
+                h.update(port.as_bytes());
+                h.update(b"<-");
+                h.update(&k);
+                h.update(src_port.as_bytes());
+                h.update(b"\0");
+            }
+            if d.volatile {
+                h.update(&run.to_le_bytes());
+            }
+            let k = *h.finalize().as_bytes();
+            keys[i] = Some(k);
+            k
+        }
+        (0..plan.nodes.len()).map(|i| key_of(plan, i, self.device, run, &mut keys)).collect()
+    }
+
+    /// Runs `plan`: only what its requested outputs need, re-using the cache.
+    pub fn run(&self, plan: &Plan, opts: &RunOptions) -> RunReport {
+        let started = Instant::now();
+        let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        let keys = self.keys(plan, run);
+        let emit = |e: Event| {
+            if let Some(tx) = &opts.events {
+                let _ = tx.send(e);
+            }
+        };
+
+        // Walk back from the requested outputs; a cached node cuts the walk (its inputs are not needed).
+        let mut values: HashMap<usize, Outputs> = HashMap::new();
+        let mut status: BTreeMap<String, NodeStatus> = BTreeMap::new();
+        let mut to_run: Vec<usize> = Vec::new();
+        {
+            let mut cache = self.cache.lock().unwrap();
+            let mut seen = HashSet::new();
+            let mut stack: Vec<usize> = plan.requested.iter().map(|(i, _)| *i).collect();
+            while let Some(i) = stack.pop() {
+                if !seen.insert(i) {
+                    continue;
+                }
+                if let Some(entry) = cache.get_mut(&keys[i]) {
+                    entry.last_used = run;
+                    values.insert(i, entry.outputs.clone());
+                    status.insert(plan.nodes[i].id.clone(), NodeStatus::Cached);
+                    emit(Event::NodeCached { node: plan.nodes[i].id.clone() });
+                    continue;
+                }
+                to_run.push(i);
+                stack.extend(plan.nodes[i].inputs.values().map(|(s, _)| *s));
+            }
+        }
+        let to_run_set: HashSet<usize> = to_run.iter().copied().collect();
+        let mut waiting: HashMap<usize, usize> = to_run
+            .iter()
+            .map(|&i| {
+                let deps: HashSet<usize> = plan.nodes[i].inputs.values().map(|(s, _)| *s).filter(|s| to_run_set.contains(s)).collect();
+                (i, deps.len())
+            })
+            .collect();
+        let dependents = |i: usize| -> Vec<usize> {
+            to_run.iter().copied().filter(|&j| plan.nodes[j].inputs.values().any(|(s, _)| *s == i)).collect()
+        };
+
+        crossbeam::scope(|scope| {
+            let (job_tx, job_rx) = unbounded::<(usize, Vec<NamedValue>)>();
+            let (done_tx, done_rx) = unbounded::<(usize, Result<Vec<NamedValue>, NodeError>, f64)>();
+            let keys = &keys;
+            for _ in 0..self.workers.max(1) {
+                let job_rx = job_rx.clone();
+                let done_tx = done_tx.clone();
+                scope.spawn(move |_| {
+                    for (i, inputs) in job_rx {
+                        let t = Instant::now();
+                        let result = self.evaluate_node(plan, i, &inputs, &keys[i], opts);
+                        let _ = done_tx.send((i, result, t.elapsed().as_secs_f64()));
+                    }
+                });
+            }
+            drop(done_tx);
+
+            let mut running = 0usize;
+            let dispatch = |i: usize, values: &HashMap<usize, Outputs>, running: &mut usize| {
+                let n = &plan.nodes[i];
+                let inputs: Vec<NamedValue> = n
+                    .inputs
+                    .iter()
+                    .filter_map(|(port, (src, src_port))| {
+                        values[src].iter().find(|v| v.name.as_str() == src_port.as_str()).map(|v| NamedValue::new(port, v.value.clone()))
+                    })
+                    .collect();
+                emit(Event::NodeStarted { node: n.id.clone(), node_type: n.node_type.descriptor.id.to_string() });
+                *running += 1;
+                let _ = job_tx.send((i, inputs));
+            };
+            let ready: Vec<usize> = waiting.iter().filter(|(_, &c)| c == 0).map(|(&i, _)| i).collect();
+            for i in ready {
+                waiting.remove(&i);
+                dispatch(i, &values, &mut running);
+            }
+            while running > 0 {
+                let Ok((i, result, seconds)) = done_rx.recv() else { break };
+                running -= 1;
+                let id = plan.nodes[i].id.clone();
+                match result {
+                    Ok(outputs) => {
+                        let outputs = Arc::new(outputs);
+                        self.cache.lock().unwrap().insert(keys[i], CacheEntry { outputs: outputs.clone(), last_used: run });
+                        values.insert(i, outputs);
+                        status.insert(id.clone(), NodeStatus::Ran { seconds });
+                        emit(Event::NodeFinished { node: id, seconds });
+                        for j in dependents(i) {
+                            if let Some(c) = waiting.get_mut(&j) {
+                                *c -= 1;
+                                if *c == 0 {
+                                    waiting.remove(&j);
+                                    if opts.cancel.is_cancelled() {
+                                        continue;
+                                    }
+                                    dispatch(j, &values, &mut running);
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        emit(Event::NodeFailed { node: id.clone(), error: error.to_string() });
+                        status.insert(id.clone(), NodeStatus::Failed { error });
+                        // Everything downstream of i is skipped.
+                        let mut stack = dependents(i);
+                        while let Some(j) = stack.pop() {
+                            if waiting.remove(&j).is_some() {
+                                let because = format!("input node '{id}' failed");
+                                emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
+                                status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
+                                stack.extend(dependents(j));
+                            }
+                        }
+                    }
+                }
+            }
+            drop(job_tx);
+            for (&j, _) in waiting.iter() {
+                let because = if opts.cancel.is_cancelled() { "run cancelled".to_string() } else { "not reached".to_string() };
+                emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
+                status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
+            }
+        })
+        .expect("a worker thread panicked outside the node boundary");
+
+        self.evict(run);
+        let mut outputs = BTreeMap::new();
+        for (i, port) in &plan.requested {
+            if let Some(v) = values.get(i) {
+                let list: Vec<NamedValue> =
+                    v.iter().filter(|nv| port.as_deref().map_or(true, |p| nv.name.as_str() == p)).cloned().collect();
+                outputs.entry(plan.nodes[*i].id.clone()).or_insert_with(Vec::new).extend(list);
+            }
+        }
+        RunReport { status, outputs, seconds: started.elapsed().as_secs_f64() }
+    }
+
+    /// Keeps every entry used by run `run`, and the most recently used others up to `cache_limit`.
+    fn evict(&self, run: u64) {
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() <= self.cache_limit {
+            return;
+        }
+        let mut old: Vec<(Key, u64)> = cache.iter().filter(|(_, e)| e.last_used < run).map(|(k, e)| (*k, e.last_used)).collect();
+        old.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+        let keep_old = self.cache_limit.saturating_sub(cache.len() - old.len());
+        for (k, _) in old.into_iter().skip(keep_old) {
+            cache.remove(&k);
+        }
+    }
+
+    /// Runs one node in its plugin and checks what it returned.
+    fn evaluate_node(&self, plan: &Plan, i: usize, inputs: &[NamedValue], key: &Key, opts: &RunOptions) -> Result<Vec<NamedValue>, NodeError> {
+        let n = &plan.nodes[i];
+        let d = &n.node_type.descriptor;
+        let plugin = &self.registry.plugins[n.node_type.plugin];
+        let services = Services { node: &n.id, events: opts.events.as_ref(), cancel: &opts.cancel, models: &self.models };
+        let out_dir = opts.out_dir.to_string_lossy().to_string();
+        let seed = u64::from_le_bytes(key[..8].try_into().unwrap());
+        let ctx = NodeContext {
+            node_id: RStr::from(n.id.as_str()),
+            device: self.device,
+            seed,
+            out_dir: RStr::from(out_dir.as_str()),
+            services: HostServices_TO::from_const(&services, abi_stable::sabi_trait::TD_Opaque),
+        };
+        let call = catch_unwind(AssertUnwindSafe(|| {
+            (plugin.module.evaluate())(d.id.as_rstr(), inputs.into(), n.params.as_slice().into(), &ctx)
+        }));
+        let outputs = match call {
+            Ok(ROk(out)) => out.into_vec(),
+            Ok(RErr(e)) => return Err(e),
+            Err(_) => return Err(NodeError::new(ErrorKind::Panic, "the host panicked while calling this node")),
+        };
+        for p in d.outputs.iter() {
+            match outputs.iter().find(|v| v.name == p.name) {
+                None => return Err(NodeError::internal(format!("node did not produce its output '{}'", p.name)).at(p.name.as_str())),
+                Some(v) if !crate::validate::compatible(&v.value.port_type(), p.ty.as_str()) && p.ty.as_str() != v.value.port_type() => {
+                    return Err(NodeError::internal(format!("output '{}' is declared {} but the node produced {}", p.name, p.ty, v.value.port_type())).at(p.name.as_str()))
+                }
+                _ => {}
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+/// The host services one running node sees.
+struct Services<'a> {
+    node: &'a str,
+    events: Option<&'a Sender<Event>>,
+    cancel: &'a CancelToken,
+    models: &'a Mutex<HashMap<String, ModelRef>>,
+}
+
+impl HostServices for Services<'_> {
+    fn progress(&self, done: u64, total: u64, message: RStr<'_>) {
+        if let Some(tx) = self.events {
+            let _ = tx.send(Event::NodeProgress { node: self.node.into(), done, total, message: message.into() });
+        }
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+    fn log(&self, message: RStr<'_>) {
+        if let Some(tx) = self.events {
+            let _ = tx.send(Event::NodeLog { node: self.node.into(), message: message.into() });
+        }
+    }
+    fn cached_model(&self, key: RStr<'_>) -> ROption<ModelRef> {
+        match self.models.lock().unwrap().get(key.as_str()) {
+            Some(m) => RSome(m.clone()),
+            None => RNone,
+        }
+    }
+    fn cache_model(&self, key: RStr<'_>, model: ModelRef) {
+        self.models.lock().unwrap().insert(key.into(), model);
+    }
+}

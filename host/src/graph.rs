@@ -1,0 +1,92 @@
+//! The graph document: what a user or an editor saves. Format documented in docs/GRAPH_FORMAT.md.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The format version this host reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A node graph as saved in a `.json` file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Graph {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub nodes: Vec<GraphNode>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// What to produce: `node` (all its outputs) or `node.port`.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Editor state (positions, groups, colours). The executor never reads it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub editor: serde_json::Value,
+}
+
+/// One node instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GraphNode {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// A semver requirement on the node type's version, e.g. `^1` (any version when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// A link from an output port to an input port, each written `node.port`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub from: String,
+    pub to: String,
+}
+
+/// Splits `node.port` at its last dot.
+pub fn split_endpoint(s: &str) -> Option<(&str, &str)> {
+    let (node, port) = s.rsplit_once('.')?;
+    (!node.is_empty() && !port.is_empty()).then_some((node, port))
+}
+
+impl Graph {
+    /// Reads a graph file; errors name the file and, for JSON errors, the line and column.
+    pub fn load(path: &Path) -> anyhow::Result<Graph> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Graph> {
+        let g: Graph = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("invalid graph JSON: {e}"))?;
+        if g.version != FORMAT_VERSION {
+            anyhow::bail!("graph format version {} is not supported (this host reads version {FORMAT_VERSION})", g.version);
+        }
+        Ok(g)
+    }
+
+    pub fn node(&self, id: &str) -> Option<&GraphNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Applies a `node.param=value` override (value parsed as JSON, else taken as text).
+    pub fn set_param(&mut self, assignment: &str) -> anyhow::Result<()> {
+        let (target, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set '{assignment}': expected node.param=value"))?;
+        let (node, param) = split_endpoint(target)
+            .ok_or_else(|| anyhow::anyhow!("--set '{assignment}': expected node.param=value"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        let n = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == node)
+            .ok_or_else(|| anyhow::anyhow!("--set '{assignment}': the graph has no node '{node}'"))?;
+        n.params.insert(param.to_string(), value);
+        Ok(())
+    }
+}

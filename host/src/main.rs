@@ -1,0 +1,310 @@
+//! `subspace`: list node types, validate and run node graphs. Thin glue over the `subspace_host` library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use subspace_host::{exec::Event, validate, Evaluator, Graph, NodeStatus, Registry, RunOptions};
+use subspace_sdk::{ParamKind, Value};
+
+#[derive(Parser)]
+#[command(name = "subspace", version, about = "Find and edit the semantic subspaces of a GAN's latent space with node graphs.")]
+struct Cli {
+    /// Extra plugin directory (repeatable); searched after the default `plugins/` next to this binary and
+    /// $SUBSPACE_PLUGIN_PATH.
+    #[arg(long = "plugins", global = true)]
+    plugins: Vec<PathBuf>,
+    /// Load only the listed directories, not the defaults.
+    #[arg(long, global = true)]
+    no_default_plugins: bool,
+    /// Compute device: auto, cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the node types of the loaded plugins.
+    Nodes {
+        /// Machine-readable, for editors.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the plugin files found, loaded or refused.
+    Plugins,
+    /// Check a graph file without running it.
+    Validate { graph: PathBuf },
+    /// Run a graph file.
+    Run {
+        graph: PathBuf,
+        /// Override a parameter: node.param=value (value as JSON, else text). Repeatable.
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+        set: Vec<String>,
+        /// Folder for files written by result nodes.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Worker threads for independent nodes.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Print the run report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn plugin_dirs(cli: &Cli) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if !cli.no_default_plugins {
+        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+            if exe_dir.join("plugins").is_dir() {
+                dirs.push(exe_dir.join("plugins"));
+            }
+        }
+        if let Some(path) = std::env::var_os("SUBSPACE_PLUGIN_PATH") {
+            dirs.extend(std::env::split_paths(&path));
+        }
+    }
+    dirs.extend(cli.plugins.iter().cloned());
+    dirs
+}
+
+fn load_registry(cli: &Cli) -> Registry {
+    let registry = Registry::load(&plugin_dirs(cli));
+    for p in &registry.problems {
+        eprintln!("warning: plugin {p}");
+    }
+    registry
+}
+
+fn try_main() -> Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Nodes { json } => {
+            let registry = load_registry(&cli);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&nodes_json(&registry))?);
+            } else {
+                print_nodes(&registry);
+            }
+        }
+        Command::Plugins => {
+            let registry = load_registry(&cli);
+            for p in &registry.plugins {
+                println!("{}  ({}, libtorch {}, {} nodes)", p.path.display(), p.info.plugin, p.info.libtorch, p.nodes.len());
+            }
+            if registry.plugins.is_empty() {
+                println!("no plugins loaded from {:?}", plugin_dirs(&cli));
+            }
+        }
+        Command::Validate { graph } => {
+            let registry = load_registry(&cli);
+            let g = Graph::load(graph)?;
+            match validate(&g, &registry) {
+                Ok(plan) => println!("{}: valid ({} nodes, {} needed for the requested outputs)", graph.display(), plan.nodes.len(), plan.needed_order().len()),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{}: {e}", graph.display());
+                    }
+                    bail!("{} problem(s) in {}", errors.len(), graph.display());
+                }
+            }
+        }
+        Command::Run { graph, set, out, workers, json } => {
+            let device = subspace_host::parse_device(&cli.device)?;
+            let registry = Arc::new(load_registry(&cli));
+            let mut g = Graph::load(graph)?;
+            for s in set {
+                g.set_param(s)?;
+            }
+            let plan = match validate(&g, &registry) {
+                Ok(p) => p,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{}: {e}", graph.display());
+                    }
+                    bail!("{} problem(s) in {}; nothing was run", errors.len(), graph.display());
+                }
+            };
+            std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+            let mut evaluator = Evaluator::new(registry, device);
+            if let Some(w) = workers {
+                evaluator.workers = *w;
+            }
+            eprintln!("running {} on {device}", graph.display());
+            let (tx, rx) = crossbeam::channel::unbounded();
+            let opts = RunOptions { out_dir: out.clone(), events: Some(tx), ..Default::default() };
+            let printer = std::thread::spawn(move || print_events(rx));
+            let report = evaluator.run(&plan, &opts);
+            drop(opts);
+            printer.join().ok();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+            } else {
+                for (node, outs) in &report.outputs {
+                    for o in outs {
+                        println!("{node}.{} = {}", o.name, o.value.summary());
+                    }
+                }
+            }
+            let failed = report.failed();
+            eprintln!(
+                "done in {:.2} s: {} ran, {} cached, {} failed",
+                report.seconds,
+                report.ran().len(),
+                report.cached().len(),
+                failed.len()
+            );
+            if !report.ok() {
+                bail!("{} node(s) did not finish: {}", report.status.values().filter(|s| !matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached)).count(), failed.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One progress bar per node that reports progress; a line per start, finish and failure.
+fn print_events(rx: crossbeam::channel::Receiver<Event>) {
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({elapsed})").unwrap().progress_chars("=> ");
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    for e in rx {
+        match e {
+            Event::NodeStarted { node, node_type } => {
+                let _ = multi.println(format!("{node:>14}: started ({node_type})"));
+            }
+            Event::NodeCached { node } => {
+                let _ = multi.println(format!("{node:>14}: cached"));
+            }
+            Event::NodeProgress { node, done, total, message } => {
+                let bar = bars.entry(node.clone()).or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new(total.max(1)));
+                    b.set_style(style.clone());
+                    b.set_prefix(node.clone());
+                    b
+                });
+                bar.set_length(total.max(1));
+                bar.set_position(done);
+                bar.set_message(message);
+            }
+            Event::NodeLog { node, message } => {
+                let _ = multi.println(format!("{node:>14}: {message}"));
+            }
+            Event::NodeFinished { node, seconds } => {
+                if let Some(b) = bars.remove(&node) {
+                    b.finish_and_clear();
+                }
+                let _ = multi.println(format!("{node:>14}: done in {seconds:.2} s"));
+            }
+            Event::NodeFailed { node, error } => {
+                if let Some(b) = bars.remove(&node) {
+                    b.abandon();
+                }
+                let _ = multi.println(format!("{node:>14}: FAILED: {error}"));
+            }
+            Event::NodeSkipped { node, because } => {
+                let _ = multi.println(format!("{node:>14}: skipped ({because})"));
+            }
+        }
+    }
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    v.to_json().unwrap_or_else(|| serde_json::Value::String(v.summary()))
+}
+
+fn report_json(r: &subspace_host::RunReport) -> serde_json::Value {
+    let status: serde_json::Map<String, serde_json::Value> = r
+        .status
+        .iter()
+        .map(|(k, s)| {
+            let v = match s {
+                NodeStatus::Ran { seconds } => serde_json::json!({"status": "ran", "seconds": seconds}),
+                NodeStatus::Cached => serde_json::json!({"status": "cached"}),
+                NodeStatus::Failed { error } => serde_json::json!({"status": "failed", "error": error.to_string()}),
+                NodeStatus::Skipped { because } => serde_json::json!({"status": "skipped", "because": because}),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let outputs: serde_json::Map<String, serde_json::Value> = r
+        .outputs
+        .iter()
+        .map(|(k, outs)| (k.clone(), outs.iter().map(|o| (o.name.to_string(), value_json(&o.value))).collect::<serde_json::Map<_, _>>().into()))
+        .collect();
+    serde_json::json!({"seconds": r.seconds, "nodes": status, "outputs": outputs})
+}
+
+/// The node catalog as JSON: what an editor needs to draw nodes, sockets and widgets.
+fn nodes_json(registry: &Registry) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = registry
+        .nodes
+        .values()
+        .map(|nt| {
+            let d = &nt.descriptor;
+            let ports = |list: &[subspace_sdk::PortSpec]| -> Vec<serde_json::Value> {
+                list.iter().map(|p| serde_json::json!({"name": p.name.as_str(), "type": p.ty.as_str(), "description": p.description.as_str(), "optional": p.optional})).collect()
+            };
+            let params: Vec<serde_json::Value> = d
+                .params
+                .iter()
+                .map(|p| {
+                    let mut j = serde_json::json!({"name": p.name.as_str(), "kind": p.kind.type_name(), "default": value_json(&p.default), "description": p.description.as_str()});
+                    match &p.kind {
+                        ParamKind::Float { min, max } => { j["min"] = (*min).into(); j["max"] = (*max).into(); }
+                        ParamKind::Int { min, max } => { j["min"] = (*min).into(); j["max"] = (*max).into(); }
+                        ParamKind::Choice { choices } => { j["choices"] = choices.iter().map(|c| c.as_str()).collect::<Vec<_>>().into(); }
+                        _ => {}
+                    }
+                    j
+                })
+                .collect();
+            serde_json::json!({
+                "id": d.id.as_str(), "version": d.version.as_str(), "display_name": d.display_name.as_str(),
+                "category": d.category.as_str(), "description": d.description.as_str(), "volatile": d.volatile,
+                "inputs": ports(&d.inputs), "outputs": ports(&d.outputs), "params": params,
+                "plugin": registry.plugins[nt.plugin].path.display().to_string(),
+            })
+        })
+        .collect();
+    serde_json::json!({"nodes": nodes})
+}
+
+fn print_nodes(registry: &Registry) {
+    let mut last_category = String::new();
+    let mut list: Vec<_> = registry.nodes.values().collect();
+    list.sort_by(|a, b| (a.descriptor.category.as_str(), a.descriptor.id.as_str()).cmp(&(b.descriptor.category.as_str(), b.descriptor.id.as_str())));
+    for nt in list {
+        let d = &nt.descriptor;
+        if d.category.as_str() != last_category {
+            println!("\n{}", d.category);
+            last_category = d.category.to_string();
+        }
+        println!("  {} {} - {}: {}", d.id, d.version, d.display_name, d.description);
+        for p in d.inputs.iter() {
+            println!("      in  {:<12} {:<18}{} {}", p.name, p.ty, if p.optional { " (optional)" } else { "" }, p.description);
+        }
+        for p in d.outputs.iter() {
+            println!("      out {:<12} {:<18} {}", p.name, p.ty, p.description);
+        }
+        for p in d.params.iter() {
+            let range = match &p.kind {
+                ParamKind::Float { min, max } => format!("float in [{min}, {max}]"),
+                ParamKind::Int { min, max } => format!("int in [{min}, {max}]"),
+                ParamKind::Choice { choices } => format!("one of {:?}", choices.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
+                k => k.type_name().to_string(),
+            };
+            println!("      param {:<10} {} = {} - {}", p.name, range, p.default.summary(), p.description);
+        }
+    }
+}

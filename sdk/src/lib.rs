@@ -1,0 +1,84 @@
+//! # subspace-sdk: the one crate a Subspace node author depends on
+//!
+//! It defines everything that crosses the boundary between the host and its dynamically loaded plugins: the
+//! root module a plugin exports ([`PluginModule`]), the node descriptions a UI can render ([`NodeDescriptor`]),
+//! the values that travel on links ([`Value`], carrying libtorch tensors by reference count, never by copy), the
+//! context a node runs in ([`NodeContext`]: device, seed, progress, cancellation, a shared model cache) and the
+//! structured error a node returns ([`NodeError`]). All of it is `abi_stable`, so a plugin built against an older
+//! SDK keeps loading while only fields after the last prefix field are added.
+//!
+//! Writing a node is writing one [`Node`] impl; [`export_plugin!`] turns a list of them into a plugin and catches
+//! any panic inside the boundary, turning it into a [`NodeError`].
+//!
+//! This crate touches nothing outside the process: no files, no network.
+
+pub mod context;
+pub mod error;
+pub mod module;
+pub mod node;
+pub mod schema;
+pub mod tensor;
+pub mod value;
+
+pub use context::{Ctx, DeviceSpec, HostServices, HostServices_TO, Model, ModelRef, Model_TO, NodeContext};
+pub use error::{ErrorKind, NodeError, NodeResult};
+pub use module::{BuildInfo, PluginModule, PluginModuleRef, SDK_ABI_MAJOR, SDK_ABI_MINOR};
+pub use node::{plugin_module, Node, NodeIo, PluginNodes};
+pub use schema::{NodeDescriptor, ParamKind, ParamSpec, PortSpec};
+pub use tensor::TensorRef;
+pub use value::{port, Bundle, LabelGroup, LabelSchema, Labels, NamedTensor, NamedValue, Value};
+
+#[doc(hidden)]
+pub use abi_stable;
+pub use tch;
+
+/// Exports the listed nodes as a Subspace plugin.
+///
+/// ```ignore
+/// subspace_sdk::export_plugin!(MyNode, MyOtherNode::default());
+/// ```
+///
+/// The exported symbol is abi_stable's root-module loader (what `#[export_root_module]` would emit), written
+/// out here so that plugins depend on this SDK only.
+#[macro_export]
+macro_rules! export_plugin {
+    ($($node:expr),* $(,)?) => {
+        #[doc(hidden)]
+        pub struct __SubspacePlugin;
+        impl $crate::PluginNodes for __SubspacePlugin {
+            fn nodes() -> &'static [::std::boxed::Box<dyn $crate::Node>] {
+                static NODES: ::std::sync::OnceLock<::std::vec::Vec<::std::boxed::Box<dyn $crate::Node>>> =
+                    ::std::sync::OnceLock::new();
+                NODES.get_or_init(|| ::std::vec![$(::std::boxed::Box::new($node) as ::std::boxed::Box<dyn $crate::Node>),*])
+            }
+        }
+        #[doc(hidden)]
+        pub fn __subspace_root_module() -> $crate::PluginModuleRef {
+            $crate::plugin_module::<__SubspacePlugin>()
+        }
+        // The name is abi_stable's `ROOT_MODULE_LOADER_NAME` (checked by a test in the SDK).
+        #[no_mangle]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__subspace_root_module)
+            }
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
+                    erased,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loader_symbol_matches_abi_stable() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

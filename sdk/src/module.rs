@@ -1,0 +1,89 @@
+//! The root module every plugin exports, and the build-info handshake.
+
+use crate::{context::NodeContext, error::NodeError, schema::NodeDescriptor, value::NamedValue};
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    sabi_types::VersionStrings,
+    std_types::{RResult, RSlice, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// Bumped when a change breaks built plugins (the host refuses other majors).
+pub const SDK_ABI_MAJOR: u32 = 1;
+/// Bumped when fields are appended after the last prefix field (older plugins still load).
+pub const SDK_ABI_MINOR: u32 = 0;
+
+/// What a plugin was built against. The host refuses a plugin whose SDK major, libtorch version or C++ ABI
+/// differs from its own, naming the file and both versions.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct BuildInfo {
+    pub sdk_abi_major: u32,
+    pub sdk_abi_minor: u32,
+    /// libtorch version, e.g. `2.11.0+cu130`.
+    pub libtorch: RString,
+    /// `_GLIBCXX_USE_CXX11_ABI` libtorch was compiled with.
+    pub cxx11_abi: bool,
+    /// The plugin crate's own name and version.
+    pub plugin: RString,
+}
+
+impl BuildInfo {
+    /// The build info of the code calling this (the SDK compiled into that binary).
+    pub fn current(plugin: &str) -> BuildInfo {
+        BuildInfo {
+            sdk_abi_major: SDK_ABI_MAJOR,
+            sdk_abi_minor: SDK_ABI_MINOR,
+            libtorch: env!("SUBSPACE_LIBTORCH_VERSION").into(),
+            cxx11_abi: env!("SUBSPACE_CXX11_ABI") == "1",
+            plugin: plugin.into(),
+        }
+    }
+
+    /// Why `self` (a plugin) cannot run in a host built as `host`, if it cannot.
+    pub fn incompatibility(&self, host: &BuildInfo) -> Option<String> {
+        if self.sdk_abi_major != host.sdk_abi_major || self.sdk_abi_minor > host.sdk_abi_minor {
+            return Some(format!(
+                "SDK ABI {}.{} (host has {}.{})",
+                self.sdk_abi_major, self.sdk_abi_minor, host.sdk_abi_major, host.sdk_abi_minor
+            ));
+        }
+        if self.libtorch != host.libtorch {
+            return Some(format!("libtorch {} (host has {})", self.libtorch, host.libtorch));
+        }
+        if self.cxx11_abi != host.cxx11_abi {
+            return Some(format!("C++11 ABI {} (host has {})", self.cxx11_abi, host.cxx11_abi));
+        }
+        None
+    }
+}
+
+/// The root module of a plugin.
+///
+/// A prefix type: fields may only be appended after `evaluate` (the last prefix field), so that a host built
+/// against a later SDK still loads plugins built against this one; moving the marker breaks every built plugin.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    pub build_info: extern "C" fn() -> BuildInfo,
+    pub describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
+    /// Runs one node: `(node type id, inputs, parameters, context)` to named outputs.
+    #[sabi(last_prefix_field)]
+    pub evaluate: extern "C" fn(
+        RStr<'_>,
+        RSlice<'_, NamedValue>,
+        RSlice<'_, NamedValue>,
+        &NodeContext<'_>,
+    ) -> RResult<RVec<NamedValue>, NodeError>,
+}
+
+impl RootModule for PluginModuleRef {
+    declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "subspace_plugin";
+    const NAME: &'static str = "subspace_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}

@@ -1,0 +1,3 @@
+//! One test binary for the whole workspace (one link step): each module covers one part.
+
+mod host;
