@@ -1,0 +1,401 @@
+//! The math of the method, free of node code: a group of Gaussians (one per semantic class) with covariance
+//! Sigma_k = diag(sd_k^2) + U_k U_k^T, their normalized likelihoods, reparameterised sampling, initialisation from
+//! label-weighted moments, and the ROC AUC used to judge a fit.
+
+use subspace_sdk::tch::{self, Kind, Tensor};
+use subspace_sdk::{Bundle, LabelSchema, NodeError};
+
+/// How a likelihood is brought into [0, 1] so that it can be compared with a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalization {
+    /// The posterior of class k among its attribute group's components: w_k N_k(z) / sum_j w_j N_j(z).
+    /// Terms shared by the classes (the chi-square bulk of the other dimensions) cancel, so it stays sharp and
+    /// trainable at any latent dimension. Default.
+    Group,
+    /// The paper-faithful reading: density over peak density, with the Mahalanobis distance scaled by 1/d so it
+    /// does not vanish at large d: exp(-m / (2 d)).
+    Peak,
+}
+
+impl Normalization {
+    pub fn parse(s: &str) -> Result<Self, NodeError> {
+        match s {
+            "group" => Ok(Normalization::Group),
+            "peak" => Ok(Normalization::Peak),
+            _ => Err(NodeError::param("normalization", format!("'{s}' is not group or peak"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalization::Group => "group",
+            Normalization::Peak => "peak",
+        }
+    }
+}
+
+/// K Gaussians in a D-dimensional latent space, with mixture log-weights and the label schema they stand for.
+pub struct Gaussians {
+    /// K x D means.
+    pub mu: Tensor,
+    /// K x D log standard deviations of the diagonal part.
+    pub log_sd: Tensor,
+    /// K x D x R low-rank factors (R may be 0).
+    pub u: Tensor,
+    /// K unnormalised log mixture weights.
+    pub log_w: Tensor,
+    pub schema: LabelSchema,
+    pub norm: Normalization,
+}
+
+fn einsum(eq: &str, ts: &[&Tensor]) -> Tensor {
+    Tensor::einsum(eq, ts, None::<&[i64]>)
+}
+
+impl Gaussians {
+    pub fn k(&self) -> i64 {
+        self.mu.size()[0]
+    }
+    pub fn dim(&self) -> i64 {
+        self.mu.size()[1]
+    }
+    pub fn rank(&self) -> i64 {
+        self.u.size()[2]
+    }
+
+    /// Initialises each class's Gaussian from the label-weighted mean and covariance of the codes. `rank` 0 gives
+    /// a diagonal covariance, `rank` >= D a full one; in between the top `rank` principal directions plus an
+    /// isotropic residual (probabilistic PCA).
+    pub fn init(z: &Tensor, labels: &Tensor, schema: LabelSchema, rank: i64, norm: Normalization) -> Result<Self, NodeError> {
+        let (n, d) = (z.size()[0], z.size()[1]);
+        let k = labels.size()[1];
+        if labels.size()[0] != n {
+            return Err(NodeError::input("labels", format!("{} label rows for {n} codes", labels.size()[0])));
+        }
+        if schema.len() as i64 != k {
+            return Err(NodeError::input("labels", format!("labels have {k} columns, their schema {}", schema.len())));
+        }
+        let rank = rank.clamp(0, d);
+        let z = z.to_kind(Kind::Double);
+        let w = labels.to_kind(Kind::Double); // N x K
+        let mass = w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double); // K
+        let small = mass.lt(1.0).nonzero();
+        if small.size()[0] > 0 {
+            let names = schema.class_names();
+            let which: Vec<String> = Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
+            return Err(NodeError::input("labels", format!("no samples carry class(es) {which:?}: sample more codes")));
+        }
+        let mu = w.transpose(0, 1).matmul(&z) / mass.unsqueeze(1); // K x D
+        let mut mus = Vec::new();
+        let mut log_sds = Vec::new();
+        let mut us = Vec::new();
+        for c in 0..k {
+            let wc = w.select(1, c);
+            let x = &z - mu.get(c);
+            let cov = (x.shallow_clone() * wc.unsqueeze(1)).transpose(0, 1).matmul(&x) / mass.get(c) + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
+            let (u, var) = if rank == 0 {
+                (Tensor::zeros([d, 0], (Kind::Double, z.device())), cov.diagonal(0, 0, 1))
+            } else {
+                let (evals, evecs) = cov.linalg_eigh("L"); // ascending
+                let top = evals.narrow(0, d - rank, rank);
+                let resid = if rank < d { evals.narrow(0, 0, d - rank).mean(Kind::Double) } else { evals.mean(Kind::Double) * 0.05 };
+                let u = evecs.narrow(1, d - rank, rank) * (top - &resid).clamp_min(0.0).sqrt().unsqueeze(0);
+                (u, resid.expand([d], false).contiguous())
+            };
+            mus.push(mu.get(c));
+            log_sds.push(var.clamp_min(1e-4).log() * 0.5);
+            us.push(u);
+        }
+        // The isotropic/diagonal residual is shared by the classes of a group: estimated per class, its noise
+        // alone separates classes in high dimension (sum over d of x^2 (1/s_k^2 - 1/s_j^2)).
+        let log_sd = Tensor::stack(&log_sds, 0);
+        let tied: Vec<Tensor> = (0..schema.groups.len())
+            .map(|g| {
+                let r = schema.group_range(g);
+                let mean = log_sd.narrow(0, r.start as i64, r.len() as i64).mean_dim([0i64].as_slice(), true, Kind::Double);
+                mean.expand([r.len() as i64, d], false)
+            })
+            .collect();
+        let log_sd = Tensor::cat(&tied, 0);
+        Ok(Gaussians {
+            mu: Tensor::stack(&mus, 0).to_kind(Kind::Float),
+            log_sd: log_sd.to_kind(Kind::Float),
+            u: Tensor::stack(&us, 0).to_kind(Kind::Float),
+            log_w: Tensor::zeros([k], (Kind::Float, z.device())),
+            schema,
+            norm,
+        })
+    }
+
+    /// Mahalanobis distances N x K and log-determinants K, by the Woodbury identity (cost N K D R).
+    pub fn mahalanobis(&self, z: &Tensor) -> (Tensor, Tensor) {
+        let x = z.unsqueeze(1) - self.mu.unsqueeze(0); // N x K x D
+        let inv_var = (&self.log_sd * -2.0).exp(); // K x D
+        let y = &x * inv_var.unsqueeze(0);
+        let mut quad = (&x * &y).sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
+        let mut logdet = self.log_sd.sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
+        let r = self.rank();
+        if r > 0 {
+            let m = einsum("kdr,kd,kds->krs", &[&self.u, &inv_var, &self.u]) + Tensor::eye(r, (Kind::Float, z.device()));
+            let l = m.linalg_cholesky(false);
+            let t = einsum("nkd,kdr->nkr", &[&y, &self.u]);
+            let m_inv = l.cholesky_inverse(false);
+            quad = quad - einsum("nkr,krs,nks->nk", &[&t, &m_inv, &t]);
+            logdet = logdet + l.diagonal(0, 1, 2).log().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
+        }
+        (quad, logdet)
+    }
+
+    /// log N(z; mu_k, Sigma_k), N x K.
+    pub fn log_density(&self, z: &Tensor) -> Tensor {
+        let (quad, logdet) = self.mahalanobis(z);
+        let d = self.dim() as f64;
+        (quad + logdet.unsqueeze(0) + d * (2.0 * std::f64::consts::PI).ln()) * -0.5
+    }
+
+    /// Normalized likelihoods N x K in [0, 1].
+    pub fn normalized(&self, z: &Tensor) -> Tensor {
+        match self.norm {
+            Normalization::Peak => {
+                let (quad, _) = self.mahalanobis(z);
+                (quad * (-0.5 / self.dim() as f64)).exp()
+            }
+            Normalization::Group => {
+                let lp = self.log_density(z) + self.log_w.unsqueeze(0);
+                let parts: Vec<Tensor> = (0..self.schema.groups.len())
+                    .map(|g| {
+                        let r = self.schema.group_range(g);
+                        lp.narrow(1, r.start as i64, r.len() as i64).softmax(1, Kind::Float)
+                    })
+                    .collect();
+                Tensor::cat(&parts, 1)
+            }
+        }
+    }
+
+    /// Reparameterised samples: row i from component `comp[i]`, z = mu + sd * e1 + U e2 (differentiable in the
+    /// parameters). `e1` is n x D, `e2` n x R standard normal noise.
+    pub fn sample_with(&self, comp: &Tensor, e1: &Tensor, e2: &Tensor) -> Tensor {
+        let mu = self.mu.index_select(0, comp);
+        let sd = self.log_sd.index_select(0, comp).exp();
+        let mut z = mu + sd * e1;
+        if self.rank() > 0 {
+            let u = self.u.index_select(0, comp); // n x D x R
+            z = z + u.matmul(&e2.unsqueeze(2)).squeeze_dim(2);
+        }
+        z
+    }
+
+    /// Full covariance of component `k` (D x D).
+    pub fn covariance(&self, k: i64) -> Tensor {
+        let u = self.u.get(k);
+        (self.log_sd.get(k) * 2.0).exp().diag_embed(0, 0, 1) + u.matmul(&u.transpose(0, 1))
+    }
+
+    /// Detached copies (for saving, or after fitting).
+    pub fn detach(&self) -> Gaussians {
+        Gaussians {
+            mu: self.mu.detach().copy(),
+            log_sd: self.log_sd.detach().copy(),
+            u: self.u.detach().copy(),
+            log_w: self.log_w.detach().copy(),
+            schema: self.schema.clone(),
+            norm: self.norm,
+        }
+    }
+
+    pub fn to_device(&self, device: tch::Device) -> Gaussians {
+        Gaussians {
+            mu: self.mu.to_device(device),
+            log_sd: self.log_sd.to_device(device),
+            u: self.u.to_device(device),
+            log_w: self.log_w.to_device(device),
+            schema: self.schema.clone(),
+            norm: self.norm,
+        }
+    }
+
+    /// As a bundle of kind `kind` (gaussians or mixture) with `extra` merged into its metadata.
+    pub fn to_bundle(&self, kind: &str, extra: serde_json::Value) -> Bundle {
+        let mut meta = serde_json::json!({
+            "format": "subspace.fit/1",
+            "kind": kind,
+            "classes": self.schema.class_names(),
+            "schema": self.schema,
+            "normalization": self.norm.name(),
+            "latent_dim": self.dim(),
+            "rank": self.rank(),
+        });
+        if let (Some(m), Some(e)) = (meta.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        let d = self.detach();
+        Bundle::new(kind, &meta).with("mu", d.mu).with("log_sd", d.log_sd).with("u", d.u).with("log_w", d.log_w)
+    }
+
+    pub fn from_bundle(b: &Bundle, port: &str) -> Result<Gaussians, NodeError> {
+        let meta = b.meta_json();
+        let get = |name: &str| b.get(name).ok_or_else(|| NodeError::input(port, format!("{} bundle has no tensor '{name}'", b.kind)));
+        let schema: LabelSchema = serde_json::from_value(meta["schema"].clone())
+            .map_err(|e| NodeError::input(port, format!("{} bundle has no valid label schema: {e}", b.kind)))?;
+        let norm = Normalization::parse(meta["normalization"].as_str().unwrap_or("group")).map_err(|e| NodeError::input(port, e.message.to_string()))?;
+        let g = Gaussians { mu: get("mu")?, log_sd: get("log_sd")?, u: get("u")?, log_w: get("log_w")?, schema, norm };
+        let (k, d) = (g.mu.size()[0], g.mu.size()[1]);
+        if g.log_sd.size() != [k, d] || g.u.dim() != 3 || g.u.size()[..2] != [k, d] || g.log_w.size() != [k] || g.schema.len() as i64 != k {
+            return Err(NodeError::input(port, format!("{} bundle tensors disagree: mu {:?}, log_sd {:?}, u {:?}, log_w {:?}, {} classes", b.kind, g.mu.size(), g.log_sd.size(), g.u.size(), g.log_w.size(), g.schema.len())));
+        }
+        Ok(g)
+    }
+}
+
+/// ROC AUC of `scores` for binary `positive` (Mann-Whitney U with average ranks for ties); None when one class
+/// is absent.
+pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].partial_cmp(&scores[b]).unwrap_or(std::cmp::Ordering::Equal));
+    let mut ranks = vec![0.0; scores.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for t in i..=j {
+            ranks[idx[t]] = avg;
+        }
+        i = j + 1;
+    }
+    let np = positive.iter().filter(|p| **p).count() as f64;
+    let nn = positive.len() as f64 - np;
+    if np == 0.0 || nn == 0.0 {
+        return None;
+    }
+    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
+    Some((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
+}
+
+/// Per-class AUC of the normalized likelihoods against hard labels (argmax within each group).
+pub fn class_aucs(g: &Gaussians, z: &Tensor, labels: &Tensor) -> Vec<Option<f64>> {
+    let _guard = tch::no_grad_guard();
+    let scores = g.normalized(z).to_kind(Kind::Double).to_device(tch::Device::Cpu);
+    let labels = labels.to_device(tch::Device::Cpu);
+    let mut out = Vec::new();
+    for (gi, group) in g.schema.groups.iter().enumerate() {
+        let r = g.schema.group_range(gi);
+        let hard = labels.narrow(1, r.start as i64, r.len() as i64).argmax(1, false);
+        let hard: Vec<i64> = Vec::try_from(&hard).unwrap_or_default();
+        for c in 0..group.classes.len() {
+            let s: Vec<f64> = Vec::try_from(scores.select(1, (r.start + c) as i64)).unwrap_or_default();
+            let pos: Vec<bool> = hard.iter().map(|&h| h == c as i64).collect();
+            out.push(roc_auc(&s, &pos));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subspace_sdk::{LabelGroup, LabelSchema};
+
+    #[test]
+    fn auc_is_one_for_perfect_and_half_for_ties() {
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
+        assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
+        assert_eq!(roc_auc(&[0.9, 0.1], &[false, true]), Some(0.0));
+        assert_eq!(roc_auc(&[0.9, 0.1], &[true, true]), None);
+    }
+
+    #[test]
+    fn woodbury_matches_the_dense_computation() {
+        tch::manual_seed(0);
+        let schema = LabelSchema { groups: vec![LabelGroup { name: "g".into(), classes: vec!["a".into(), "b".into()].into() }].into() };
+        let g = Gaussians {
+            mu: Tensor::randn([2, 5], (Kind::Float, tch::Device::Cpu)),
+            log_sd: Tensor::randn([2, 5], (Kind::Float, tch::Device::Cpu)) * 0.3,
+            u: Tensor::randn([2, 5, 2], (Kind::Float, tch::Device::Cpu)),
+            log_w: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+            schema,
+            norm: Normalization::Group,
+        };
+        let z = Tensor::randn([7, 5], (Kind::Float, tch::Device::Cpu));
+        let (quad, logdet) = g.mahalanobis(&z);
+        for k in 0..2 {
+            let cov = g.covariance(k);
+            let x = &z - g.mu.get(k);
+            let dense = (x.matmul(&cov.inverse()) * &x).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+            let diff = (dense - quad.select(1, k)).abs().max().double_value(&[]);
+            assert!(diff < 1e-3, "quad differs by {diff}");
+            let ld = (cov.logdet() - logdet.get(k)).abs().double_value(&[]);
+            assert!(ld < 1e-3, "logdet differs by {ld}");
+        }
+        let p = g.normalized(&z);
+        let sums = p.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        assert!((sums - 1.0).abs().max().double_value(&[]) < 1e-5);
+    }
+}
+
+/// A synthetic world for tests: z ~ N(0, I_d), attribute groups whose class probabilities are a softmax of
+/// random linear functions of z (sharpened by `scale`). Returns codes, soft labels and the schema.
+#[doc(hidden)]
+pub fn synthetic_world(n: i64, d: i64, groups: &[usize], scale: f64, seed: i64) -> (Tensor, Tensor, subspace_sdk::LabelSchema) {
+    use subspace_sdk::{LabelGroup, LabelSchema};
+    tch::manual_seed(seed);
+    let opts = (Kind::Float, tch::Device::Cpu);
+    let z = Tensor::randn([n, d], opts);
+    let mut parts = Vec::new();
+    let mut schema = Vec::new();
+    for (gi, &c) in groups.iter().enumerate() {
+        let w = Tensor::randn([d, c as i64], opts) / (d as f64).sqrt();
+        parts.push((z.matmul(&w) * scale).softmax(1, Kind::Float));
+        schema.push(LabelGroup { name: format!("g{gi}").into(), classes: (0..c).map(|i| format!("c{i}").into()).collect() });
+    }
+    (z, Tensor::cat(&parts, 1), LabelSchema { groups: schema.into() })
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+    use crate::fit::{fit, FitOptions};
+
+    fn fitted(d: i64, norm: Normalization, rank: i64, steps: i64) -> (f64, f64, f64) {
+        let (z, l, schema) = synthetic_world(6000, d, &[4, 2, 3], 4.0, 1);
+        let (zf, lf) = (z.narrow(0, 0, 5000), l.narrow(0, 0, 5000));
+        let (zv, lv) = (z.narrow(0, 5000, 1000), l.narrow(0, 5000, 1000));
+        let init = Gaussians::init(&zf, &lf, schema, rank, norm).unwrap();
+        let opts = FitOptions { steps, lr: 0.01, batch: 1024, seed: 0, learn_weights: false };
+        let (g, curves) = fit(&init, &zf, &lf, &opts, None, None, "test").unwrap();
+        let aucs: Vec<f64> = class_aucs(&g, &zv, &lv).into_iter().flatten().collect();
+        let min = aucs.iter().cloned().fold(1.0, f64::min);
+        (min, curves.first("label mse").unwrap(), curves.last("label mse").unwrap())
+    }
+
+    #[test]
+    fn group_normalized_fit_predicts_held_out_labels_at_d64_and_d512() {
+        // 5,000 codes pin the class means less well in 512 dimensions, hence the lower floor there.
+        for (d, floor) in [(64, 0.9), (512, 0.85)] {
+            let (min_auc, first, last) = fitted(d, Normalization::Group, 4, 60);
+            eprintln!("d = {d}: min held-out AUC {min_auc:.4}, label mse {first:.4} -> {last:.4}");
+            assert!(min_auc >= floor, "d = {d}: min held-out AUC {min_auc}");
+            assert!(last <= first, "d = {d}: loss rose from {first} to {last}");
+        }
+    }
+
+    #[test]
+    fn peak_normalization_keeps_usable_gradients_at_d512() {
+        let (z, l, schema) = synthetic_world(2000, 512, &[2, 2], 4.0, 2);
+        let g = Gaussians::init(&z, &l, schema, 4, Normalization::Peak).unwrap();
+        let mu = g.mu.set_requires_grad(true);
+        let g = Gaussians { mu: mu.shallow_clone(), ..g };
+        let p = g.normalized(&z);
+        let (lo, hi) = (p.min().double_value(&[]), p.max().double_value(&[]));
+        assert!(lo > 1e-6 && hi < 1.0, "normalized likelihood collapsed to [{lo}, {hi}]");
+        p.mse_loss(&l, tch::Reduction::Mean).backward();
+        let grad = mu.grad().abs().mean(Kind::Float).double_value(&[]);
+        assert!(grad > 1e-7, "vanishing gradient: {grad}");
+        let (_, first, last) = fitted(512, Normalization::Peak, 4, 60);
+        assert!(last < first * 0.95, "peak fit did not learn at d = 512: {first} -> {last}");
+    }
+}
