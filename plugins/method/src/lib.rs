@@ -312,6 +312,8 @@ impl Node for SaveFit {
             .input(PortSpec::new("fit", port::ANY, "a gaussians or mixture bundle"))
             .param(ParamSpec::path("file", "mixture", "file stem; relative paths go in the run's output folder"))
             .output(PortSpec::new("file", port::TEXT, "the .safetensors path written"))
+            // Writes into the run's output folder, which is not part of the cache key.
+            .volatile()
     }
 
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
