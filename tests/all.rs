@@ -1,3 +1,5 @@
 //! One test binary for the whole workspace (one link step): each module covers one part.
 
 mod host;
+mod method;
+mod models;

@@ -104,3 +104,72 @@ pub fn evaluator(registry: Arc<Registry>) -> Evaluator {
 pub fn run(e: &Evaluator, g: &G) -> RunReport {
     e.run(&g.plan(&e.registry), &RunOptions::default())
 }
+
+/// The product plugins (models, method, results), loaded once per test process.
+pub fn product_registry() -> Arc<Registry> {
+    static R: OnceLock<Arc<Registry>> = OnceLock::new();
+    R.get_or_init(|| {
+        let r = registry_of(&["subspace_plugin_models", "subspace_plugin_method", "subspace_plugin_results"]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        Arc::new(r)
+    })
+    .clone()
+}
+
+/// Small TorchScript models made by tracing, with sidecars: a toy world for contract tests.
+pub mod toy {
+    use std::path::{Path, PathBuf};
+    use tch::{CModule, Kind, Tensor};
+
+    fn save(dir: &Path, name: &str, input: Tensor, f: impl Fn(&Tensor) -> Tensor, meta: serde_json::Value) -> PathBuf {
+        let mut closure = |xs: &[Tensor]| vec![f(&xs[0])];
+        let m = CModule::create_by_tracing("toy", "forward", &[input], &mut closure).unwrap();
+        let path = dir.join(format!("{name}.pt"));
+        m.save(&path).unwrap();
+        std::fs::write(path.with_extension("json"), meta.to_string()).unwrap();
+        path
+    }
+
+    /// z (N x 8) -> tanh(z W) as N x 3 x 8 x 8 in [-1, 1].
+    pub fn generator(dir: &Path) -> PathBuf {
+        tch::manual_seed(3);
+        let w = Tensor::randn([8, 3 * 8 * 8], (Kind::Float, tch::Device::Cpu));
+        save(dir, "gen", Tensor::zeros([2, 8], (Kind::Float, tch::Device::Cpu)), move |z| z.matmul(&w).tanh().view([-1, 3, 8, 8]),
+            serde_json::json!({"format": "subspace.generator/1", "name": "toy", "latent": {"dim": 8, "distribution": "normal"},
+                "output": {"channels": 3, "height": 8, "width": 8, "range": [-1.0, 1.0]}}))
+    }
+
+    fn schema(classes: &[(&str, &[&str])]) -> serde_json::Value {
+        classes.iter().map(|(g, c)| serde_json::json!({"name": g, "classes": c})).collect()
+    }
+
+    /// Images -> two binary groups from the channel means (probabilities).
+    pub fn classifier(dir: &Path) -> PathBuf {
+        // red: R above G; blue: B above G (balanced by symmetry).
+        let w = Tensor::from_slice(&[20.0f32, 0.0, -20.0, -20.0, 0.0, 20.0]).view([3, 2]);
+        let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);
+        save(dir, "clf", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), move |x| {
+            let s = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).matmul(&w); // N x 2
+            let a = s.select(1, 0).unsqueeze(1);
+            let b = s.select(1, 1).unsqueeze(1);
+            Tensor::cat(&[Tensor::cat(&[-&a, a], 1).softmax(1, Kind::Float), Tensor::cat(&[-&b, b], 1).softmax(1, Kind::Float)], 1)
+        }, serde_json::json!({"format": "subspace.classifier/1", "name": "toy", "input": {"channels": 3, "height": 8, "width": 8, "range": [0.0, 1.0]},
+            "output": "probabilities", "groups": groups}))
+    }
+
+    /// A classifier whose output leaves [0, 1].
+    pub fn unbounded_classifier(dir: &Path) -> PathBuf {
+        let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);
+        save(dir, "unbounded", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), |x| {
+            x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).narrow(1, 0, 2).repeat([1, 2]) * 10.0 + 5.0
+        }, serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}))
+    }
+
+    /// A classifier with 4 outputs whose schema lists 3 classes.
+    pub fn mis_sized_classifier(dir: &Path) -> PathBuf {
+        let groups = schema(&[("colour", &["red", "green", "blue"])]);
+        save(dir, "missized", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), |x| {
+            x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).narrow(1, 0, 2).repeat([1, 2]).softmax(1, Kind::Float)
+        }, serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}))
+    }
+}

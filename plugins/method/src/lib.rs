@@ -211,9 +211,12 @@ impl Node for GmmFit {
         report["purity_before"] = names.iter().cloned().zip(purity_before.iter().map(|v| serde_json::json!(v))).collect::<serde_json::Map<_, _>>().into();
         report["purity"] = names.iter().cloned().zip(purity_after.iter().map(|v| serde_json::json!(v))).collect::<serde_json::Map<_, _>>().into();
         report["weights"] = Vec::<f64>::try_from(g.log_w.softmax(0, Kind::Double)).unwrap_or_default().into();
+        // Per-step losses are minibatch estimates: report the means over the first and last tenth of the steps.
         for (name, s) in &curves.0 {
-            report["first"][name] = s.first().copied().unwrap_or(f64::NAN).into();
-            report["last"][name] = s.last().copied().unwrap_or(f64::NAN).into();
+            let w = (s.len() / 10).max(1).min(s.len().max(1));
+            let mean = |xs: &[f64]| if xs.is_empty() { f64::NAN } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+            report["first"][name] = mean(&s[..w.min(s.len())]).into();
+            report["last"][name] = mean(&s[s.len().saturating_sub(w)..]).into();
         }
         io.output("mixture", Value::Bundle(g.to_bundle(port::MIXTURE, serde_json::json!({"report": report, "mapping": names}))));
         io.output("curves", Value::Bundle(curves.to_bundle("GMMFit")));

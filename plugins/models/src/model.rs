@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subspace_sdk::abi_stable::{
-    sabi_trait::TD_Opaque,
+    sabi_trait::TD_CanDowncast,
     std_types::{RArc, RErr, ROk, RResult, RString},
 };
 use subspace_sdk::tch::{self, CModule, Kind, Tensor};
@@ -122,7 +122,7 @@ impl TorchModel {
         &self.0
     }
     pub fn into_ref(self) -> ModelRef {
-        ModelRef::from_ptr(RArc::new(self), TD_Opaque)
+        ModelRef::from_ptr(RArc::new(self), TD_CanDowncast)
     }
 }
 

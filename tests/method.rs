@@ -1,0 +1,166 @@
+//! The method nodes end to end on the toy world: fit, refine, edit, render, re-label; files saved and loaded.
+
+use serde_json::json;
+use subspace_host::NodeStatus;
+use subspace_sdk::{ErrorKind, Value};
+use subspace_tests::*;
+
+fn text(r: &subspace_host::RunReport, node: &str, port: &str) -> serde_json::Value {
+    match r.output(node, port) {
+        Some(Value::Text(t)) => serde_json::from_str(t.as_str()).unwrap_or_else(|_| json!(t.as_str())),
+        other => panic!("{node}.{port}: {other:?}; status {:?}", r.status),
+    }
+}
+
+/// Fit on the toy world, edit 10 fresh codes toward every class, render and re-label the edits.
+fn pipeline(gen: &str, clf: &str, out: &std::path::Path, mode: &str) -> G {
+    G::new()
+        .node("sample", "subspace.generator", json!({"model": gen, "count": 3000, "seed": 1}))
+        .node("label", "subspace.classifier", json!({"model": clf}))
+        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 60, "rank": 2}))
+        .node("gmm", "subspace.gmm_fit", json!({"steps": 80, "samples": 8, "lr": 0.01}))
+        .node("save", "subspace.save_fit", json!({"file": out.join("toy").display().to_string()}))
+        .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "render": false}))
+        .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "mode": mode}))
+        .node("render", "subspace.generator", json!({"model": gen}))
+        .node("judge", "subspace.classifier", json!({"model": clf}))
+        .link("sample.images", "label.images")
+        .link("sample.codes", "gauss.codes")
+        .link("label.labels", "gauss.labels")
+        .link("gauss.gaussians", "gmm.gaussians")
+        .link("sample.codes", "gmm.codes")
+        .link("label.labels", "gmm.labels")
+        .link("sample.generator", "gmm.generator")
+        .link("label.classifier", "gmm.classifier")
+        .link("gmm.mixture", "save.fit")
+        .link("fresh.codes", "edit.codes")
+        .link("gmm.mixture", "edit.mixture")
+        .link("edit.codes", "render.codes")
+        .link("render.images", "judge.images")
+        .out("gauss.report")
+        .out("gmm.report")
+        .out("gmm.curves")
+        .out("save")
+        .out("edit.layout")
+        .out("judge.labels")
+}
+
+/// Fraction of edits at the last ratio whose target group is classified as the target, per target.
+fn success(labels: &tch::Tensor, layout: &serde_json::Value, schema: &subspace_sdk::LabelSchema) -> Vec<(String, f64)> {
+    let (s, t) = (layout["samples"].as_i64().unwrap(), layout["steps"].as_i64().unwrap());
+    layout["targets"].as_array().unwrap().iter().enumerate().map(|(i, name)| {
+        let name = name.as_str().unwrap();
+        let col = schema.column(name).unwrap();
+        let range = schema.group_range(schema.columns()[col].0);
+        let rows = labels.narrow(0, i as i64 * s * t, s * t).view([s, t, -1]).select(1, t - 1);
+        let hit = rows.narrow(1, range.start as i64, range.len() as i64).argmax(1, false).eq((col - range.start) as i64);
+        (name.to_string(), hit.to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]))
+    }).collect()
+}
+
+#[test]
+fn fit_refine_edit_and_relabel_on_the_toy_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let e = evaluator(product_registry());
+    let r = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp"));
+    assert!(r.ok(), "{:#?}", r.status);
+
+    let gauss = text(&r, "gauss", "report");
+    assert!(gauss["min_auc"].as_f64().unwrap() >= 0.9, "held-out AUC: {gauss}");
+    let gmm = text(&r, "gmm", "report");
+    let (first, last) = (gmm["first"]["total"].as_f64().unwrap(), gmm["last"]["total"].as_f64().unwrap());
+    assert!(last < first, "GMMFit loss did not decrease: {first} -> {last}");
+    // Purity: the fraction of a component's rendered samples that the classifier puts in its class.
+    let purity = |key: &str| -> Vec<f64> { gmm[key].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).collect() };
+    let (before, after) = (purity("purity_before"), purity("purity"));
+    assert!(after.iter().all(|&p| p > 0.6), "a component lost its semantic: {after:?}");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&after) > mean(&before), "the render-relabel term did not sharpen the components: {before:?} -> {after:?}");
+
+    let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!() };
+    let layout = text(&r, "edit", "layout");
+    assert_eq!(labels.probs.tensor().size()[0], 4 * 10 * 3);
+    for (class, s) in success(&labels.probs.tensor(), &layout, &labels.schema) {
+        assert!(s >= 0.7, "edit toward {class} succeeded for {s}");
+    }
+
+    // The saved mixture loads back and edits the same way without a refit.
+    let saved = dir.path().join("toy.safetensors");
+    assert!(saved.exists() && dir.path().join("toy.json").exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|f| !f.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    let reload = G::new()
+        .node("load", "subspace.load_mixture", json!({"file": saved.display().to_string()}))
+        .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "render": false}))
+        .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3}))
+        .link("fresh.codes", "edit.codes")
+        .link("load.mixture", "edit.mixture")
+        .out("edit.codes");
+    let again = run(&e, &reload);
+    let (Some(Value::Latents(a)), Some(Value::Latents(b))) = (again.output("edit", "codes"), run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").out("edit.codes")).output("edit", "codes").cloned()) else { panic!("{:?}", again.status) };
+    assert!(a.tensor().allclose(&b.tensor(), 1e-5, 1e-5, false), "loaded mixture edits differently");
+}
+
+#[test]
+fn edit_modes_and_multi_attribute_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let e = evaluator(product_registry());
+    for mode in ["slerp", "shift"] {
+        let r = run(&e, &pipeline(&gen, &clf, dir.path(), mode));
+        let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
+        let s = success(&labels.probs.tensor(), &text(&r, "edit", "layout"), &labels.schema);
+        let mean = s.iter().map(|(_, v)| v).sum::<f64>() / s.len() as f64;
+        assert!(mean >= 0.75, "{mode}: {s:?}");
+    }
+    let multi = pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set("edit", "zs", json!("mean"));
+    let r = run(&e, &multi);
+    let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
+    let p = labels.probs.tensor().view([2, 10, 3, 4]).select(2, 2); // ratio 1
+    let both_yes = p.get(0).narrow(1, 1, 1).gt(0.5).logical_and(&p.get(0).narrow(1, 3, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    let both_no = p.get(1).narrow(1, 0, 1).gt(0.5).logical_and(&p.get(1).narrow(1, 2, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    assert!(both_yes >= 0.8 && both_no >= 0.8, "two attributes at once: {both_yes}, {both_no}");
+
+    let bad = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.maybe")));
+    match &bad.status["edit"] {
+        NodeStatus::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::InvalidParam);
+            assert!(error.message.contains("red.maybe") && error.message.contains("red.yes"), "{}", error.message);
+        }
+        s => panic!("{s:?}"),
+    }
+}
+
+#[test]
+fn fitting_refuses_labels_that_miss_a_class_or_disagree_in_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let e = evaluator(product_registry());
+    // Two samples cannot cover all four classes.
+    let g = G::new()
+        .node("sample", "subspace.generator", json!({"model": gen, "count": 2, "seed": 1}))
+        .node("label", "subspace.classifier", json!({"model": clf}))
+        .node("other", "subspace.generator", json!({"model": gen, "count": 3, "seed": 1, "render": false}))
+        .node("fit", "subspace.single_gauss_fit", json!({"holdout": 0.0}))
+        .node("mismatch", "subspace.single_gauss_fit", json!({}))
+        .link("sample.images", "label.images")
+        .link("sample.codes", "fit.codes")
+        .link("label.labels", "fit.labels")
+        .link("other.codes", "mismatch.codes")
+        .link("label.labels", "mismatch.labels")
+        .out("fit")
+        .out("mismatch");
+    let r = run(&e, &g);
+    let msg = |n: &str| match &r.status[n] {
+        NodeStatus::Failed { error } => (error.location.clone().into_option().map(|s| s.to_string()), error.message.to_string()),
+        s => panic!("{n}: {s:?}"),
+    };
+    let (loc, m) = msg("mismatch");
+    assert_eq!(loc.as_deref(), Some("labels"));
+    assert!(m.contains("2 label rows for 3 codes"), "{m}");
+    let (_, m) = msg("fit");
+    assert!(m.contains("no samples carry") || m.contains("at least"), "{m}");
+}
