@@ -37,6 +37,11 @@ fn pipeline(gen: &str, clf: &str, out: &std::path::Path, mode: &str) -> G {
         .link("gmm.mixture", "edit.mixture")
         .link("edit.codes", "render.codes")
         .link("render.images", "judge.images")
+        .node("score", "subspace.edit_score", json!({}))
+        .link("judge.labels", "score.labels")
+        .link("edit.layout", "score.layout")
+        .link("render.images", "score.images")
+        .out("score.report")
         .out("gauss.report")
         .out("gmm.report")
         .out("gmm.curves")
@@ -82,8 +87,15 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!() };
     let layout = text(&r, "edit", "layout");
     assert_eq!(labels.probs.tensor().size()[0], 4 * 10 * 3);
-    for (class, s) in success(&labels.probs.tensor(), &layout, &labels.schema) {
+    let scored = text(&r, "score", "report");
+    for (i, (class, s)) in success(&labels.probs.tensor(), &layout, &labels.schema).into_iter().enumerate() {
         assert!(s >= 0.7, "edit toward {class} succeeded for {s}");
+        let t = &scored["targets"][i];
+        assert_eq!(t["target"], class.as_str());
+        assert!((t["points"][2]["success"].as_f64().unwrap() - s).abs() < 1e-6, "EditScore disagrees on {class}: {} vs {s}", t["points"][2]["success"]);
+        assert_eq!(t["points"][0]["leakage"].as_f64().unwrap(), 0.0, "an unedited picture cannot leak");
+        assert_eq!(t["points"][0]["movement"].as_f64().unwrap(), 0.0);
+        assert!(t["points"][2]["movement"].as_f64().unwrap() > 0.0);
     }
 
     // The saved mixture loads back and edits the same way without a refit.

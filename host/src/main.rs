@@ -148,6 +148,7 @@ fn try_main() -> Result<()> {
             let report = evaluator.run(&plan, &opts);
             drop(opts);
             printer.join().ok();
+            write_run_report(out, graph, &device.to_string(), &plan, &report)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
             } else {
@@ -217,6 +218,46 @@ fn print_events(rx: crossbeam::channel::Receiver<Event>) {
             }
         }
     }
+}
+
+/// Writes `run-report.json` and `run-report.md` into the output folder (atomically): what ran, how long each node
+/// took, what failed and why, and the text outputs (node reports).
+fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host::Plan, report: &subspace_host::RunReport) -> Result<()> {
+    let json = report_json(report);
+    let mut md = format!(
+        "# Run report\n\nGraph `{}` on `{device}`, {:.2} s in all.\n\n| node | type | status | seconds |\n|---|---|---|---|\n",
+        graph.display(),
+        report.seconds
+    );
+    for i in plan.needed_order() {
+        let n = &plan.nodes[i];
+        let (status, secs) = match report.status.get(&n.id) {
+            Some(NodeStatus::Ran { seconds }) => ("ran".to_string(), format!("{seconds:.2}")),
+            Some(NodeStatus::Cached) => ("cached".to_string(), String::new()),
+            Some(NodeStatus::Failed { error }) => (format!("FAILED: {error}"), String::new()),
+            Some(NodeStatus::Skipped { because }) => (format!("skipped ({because})"), String::new()),
+            None => ("not needed".to_string(), String::new()),
+        };
+        md += &format!("| {} | {} | {} | {} |\n", n.id, n.node_type.descriptor.id, status.replace('|', "/"), secs);
+    }
+    for (node, outs) in &report.outputs {
+        for o in outs {
+            if let Value::Text(t) = &o.value {
+                let body = serde_json::from_str::<serde_json::Value>(t.as_str())
+                    .map(|v| format!("```json\n{}\n```", serde_json::to_string_pretty(&v).unwrap_or_default()))
+                    .unwrap_or_else(|_| t.to_string());
+                md += &format!("\n## {node}.{}\n\n{body}\n", o.name);
+            }
+        }
+    }
+    write_atomic(&out.join("run-report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    write_atomic(&out.join("run-report.md"), md.as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
 fn value_json(v: &Value) -> serde_json::Value {

@@ -3,6 +3,7 @@
 pub mod edit;
 pub mod fit;
 pub mod gauss;
+pub mod score;
 
 use fit::{fit, Curves, FitOptions};
 use gauss::{class_aucs, Gaussians, Normalization};
@@ -370,4 +371,46 @@ impl Node for LoadMixture {
 #[allow(dead_code)]
 fn _curves_is_used(_: Curves) {}
 
-export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture);
+struct EditScore;
+
+impl Node for EditScore {
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new(
+            "subspace.edit_score",
+            "1.0.0",
+            "Edit score",
+            "Method: Evaluation",
+            "Scores rendered edits with an (independent) classifier's labels: success per target and ratio, leakage \
+             into the other attribute groups (total-variation change), the re-scoring matrix, and pixel movement.",
+        )
+        .input(PortSpec::new("labels", port::LABELS, "labels of the rendered edits, from the evaluation classifier"))
+        .input(PortSpec::new("layout", port::TEXT, "the edit layout from AttributeEdit (first ratio 0)"))
+        .input(PortSpec::new("images", port::IMAGES, "the rendered edits, for pixel movement").optional())
+        .output(PortSpec::new("report", port::TEXT, "JSON: per target, per ratio: success, leakage, movement; re-scoring matrix"))
+        .output(PortSpec::new("table", port::TEXT, "markdown table at the last ratio"))
+    }
+
+    fn run(&self, io: &mut NodeIo<'_>, _ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let labels = io.labels("labels")?;
+        let p = labels.probs.tensor();
+        let Value::Text(layout) = io.input("layout")? else { return Err(NodeError::input("layout", "expected text")) };
+        let layout = score::Layout::parse(layout.as_str(), p.size()[0])?;
+        let images = match io.get("images") {
+            Some(_) => {
+                let im = io.images("images")?;
+                if im.size()[0] != p.size()[0] {
+                    return Err(NodeError::input("images", format!("{} images for {} label rows", im.size()[0], p.size()[0])));
+                }
+                Some(im)
+            }
+            None => None,
+        };
+        let scores = score::score(&p, images.as_ref(), &layout, &labels.schema)?;
+        let report = serde_json::json!({"classes": labels.schema.class_names(), "targets": scores});
+        io.output("report", Value::Text(report.to_string().into()));
+        io.output("table", Value::Text(score::table(&scores).into()));
+        Ok(())
+    }
+}
+
+export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore);
