@@ -59,6 +59,8 @@ pub trait Model: Clone + Debug + Send + Sync + 'static {
     /// Runs the model on a batch, on the model's device. Differentiable w.r.t. the input.
     #[sabi(last_prefix_field)]
     fn forward(&self, input: &TensorRef) -> RResult<TensorRef, NodeError>;
+    /// A named parameter of the model (e.g. the first layer's weight, for SeFa), if it has one by that name.
+    fn parameter(&self, name: RStr<'_>) -> ROption<TensorRef>;
 }
 
 /// A shareable, cloneable handle to a [`Model`].

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subspace_sdk::abi_stable::{
     sabi_trait::TD_CanDowncast,
-    std_types::{RArc, RErr, ROk, RResult, RString},
+    std_types::{RArc, RErr, ROk, ROption, RResult, RStr, RString},
 };
 use subspace_sdk::tch::{self, CModule, Kind, Tensor};
 use subspace_sdk::*;
@@ -305,6 +305,12 @@ impl Inner {
 }
 
 impl Model for TorchModel {
+    fn parameter(&self, name: RStr<'_>) -> ROption<TensorRef> {
+        match self.0.module.named_parameters() {
+            Ok(list) => list.into_iter().find(|(n, _)| n == name.as_str()).map(|(_, t)| TensorRef::new(t.detach())).into(),
+            Err(_) => ROption::RNone,
+        }
+    }
     fn kind(&self) -> RString {
         self.0.kind.into()
     }
