@@ -120,7 +120,7 @@ fn edit_modes_and_multi_attribute_targets() {
     let gen = toy::generator(dir.path()).display().to_string();
     let clf = toy::classifier(dir.path()).display().to_string();
     let e = evaluator(product_registry());
-    for mode in ["slerp", "shift"] {
+    for mode in ["slerp", "shift", "region"] {
         let r = run(&e, &pipeline(&gen, &clf, dir.path(), mode));
         let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
         let s = success(&labels.probs.tensor(), &text(&r, "edit", "layout"), &labels.schema);

@@ -1,7 +1,7 @@
 //! Attribute edits: move first codes toward a component (or several at once) of a fitted mixture.
 
 use crate::gauss::Gaussians;
-use subspace_sdk::tch::{Kind, Tensor};
+use subspace_sdk::tch::{self, Kind, Tensor};
 use subspace_sdk::NodeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +13,14 @@ pub enum Mode {
     /// z' = z + a (zs - c(z)), c(z) the posterior-weighted mean of the target group's components at z: moves only
     /// by the difference between classes, so the other attributes' coordinates are left alone.
     Shift,
+    /// The least movement that makes the target component(s) likely while holding every other group's component
+    /// posteriors where they were: minimises |z' - z|^2 / 2 plus penalties, by gradient descent. The ratio a
+    /// moves the target's log-odds from its value at z (a = 0) to `REGION_TARGET` (a = 1).
+    Region,
 }
+
+/// The target posterior a region edit reaches at a = 1.
+pub const REGION_TARGET: f64 = 0.95;
 
 impl Mode {
     pub fn parse(s: &str) -> Result<Self, NodeError> {
@@ -21,7 +28,8 @@ impl Mode {
             "lerp" => Ok(Mode::Lerp),
             "slerp" => Ok(Mode::Slerp),
             "shift" => Ok(Mode::Shift),
-            _ => Err(NodeError::param("mode", format!("'{s}' is not lerp, slerp or shift"))),
+            "region" => Ok(Mode::Region),
+            _ => Err(NodeError::param("mode", format!("'{s}' is not lerp, slerp, shift or region"))),
         }
     }
 }
@@ -85,6 +93,68 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
     }
 }
 
+/// Posteriors of every class within its group (N x K), whatever the fit's normalization.
+pub fn group_posteriors(g: &Gaussians, z: &Tensor) -> Tensor {
+    let lp = g.log_density(z) + g.log_w.unsqueeze(0);
+    let parts: Vec<Tensor> = (0..g.schema.groups.len())
+        .map(|gi| {
+            let r = g.schema.group_range(gi);
+            lp.narrow(1, r.start as i64, r.len() as i64).log_softmax(1, Kind::Float)
+        })
+        .collect();
+    Tensor::cat(&parts, 1)
+}
+
+/// The region edit (see [`Mode::Region`]): returns z' for ratio `a`. Runs with gradients enabled.
+pub fn region(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
+    tch::with_grad(|| region_inner(g, z, set, a, iterations))
+}
+
+fn region_inner(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
+    let log_p0 = group_posteriors(g, z).detach(); // N x K, log posteriors at the start
+    let target_groups: Vec<usize> = set.iter().map(|&k| g.schema.columns()[k].0).collect();
+    let logit = |lp: &Tensor| -> Tensor { lp - (lp.exp().neg() + 1.0).clamp_min(1e-6).log() };
+    let goal = (REGION_TARGET / (1.0 - REGION_TARGET)).ln();
+    // Desired log-odds per target: from the start value to the goal, linearly in a.
+    let wanted: Vec<Tensor> = set.iter().map(|&k| logit(&log_p0.select(1, k as i64)) * (1.0 - a) + goal * a).collect();
+    let mut keep_cols = Vec::new();
+    for (gi, _) in g.schema.groups.iter().enumerate() {
+        if !target_groups.contains(&gi) {
+            keep_cols.extend(g.schema.group_range(gi).map(|c| c as i64));
+        }
+    }
+    let keep = Tensor::from_slice(&keep_cols).to_device(z.device());
+    let p0_keep = log_p0.index_select(1, &keep);
+    let mut x = z.detach().copy().set_requires_grad(true);
+    let lr = 0.1;
+    let mut m = x.zeros_like();
+    let mut v = x.zeros_like();
+    for step in 1..=iterations {
+        let lp = group_posteriors(g, &x);
+        let mut loss = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
+        for (i, &k) in set.iter().enumerate() {
+            let gap = (&wanted[i] - logit(&lp.select(1, k as i64))).relu();
+            loss = loss + gap.square() * 2.0;
+        }
+        if !keep_cols.is_empty() {
+            // KL(p0 || p') summed over the other groups' classes, per code.
+            let kl = (p0_keep.exp() * (&p0_keep - lp.index_select(1, &keep))).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+            loss = loss + kl * 4.0;
+        }
+        let total = loss.sum(Kind::Float);
+        let grad = Tensor::run_backward(&[&total], &[&x], false, false).pop().unwrap();
+        // Adam, per code.
+        m = &m * 0.9 + &grad * 0.1;
+        v = &v * 0.999 + grad.square() * 0.001;
+        let mh = &m / (1.0 - 0.9f64.powi(step as i32));
+        let vh = &v / (1.0 - 0.999f64.powi(step as i32));
+        tch::no_grad(|| {
+            let _ = x.f_sub_(&(mh / (vh.sqrt() + 1e-8) * lr));
+        });
+    }
+    x.detach()
+}
+
 /// Posterior-weighted mean of group `group`'s components at each code (N x D).
 fn group_centre(g: &Gaussians, z: &Tensor, group: usize) -> Tensor {
     let r = g.schema.group_range(group);
@@ -106,6 +176,7 @@ pub fn apply(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, mode: Mode, zs: &
             let w1 = (a * &omega).sin() / &so;
             z * w0 + zs * w1
         }
+        Mode::Region => region(g, z, set, a, 150),
         Mode::Shift => {
             let mut out = z.shallow_clone();
             for (i, &k) in set.iter().enumerate() {

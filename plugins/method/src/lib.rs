@@ -244,7 +244,7 @@ impl Node for AttributeEdit {
         .param(ParamSpec::text("target", "all", "all, or comma-separated classes (group.class), + joins classes edited at once"))
         .param(ParamSpec::float("ratio", 1.0, 0.0, 4.0, "interpolation ratio a (the last column when steps > 1)"))
         .param(ParamSpec::int("steps", 1, 1, 64, "columns of ratios from 0 to ratio"))
-        .param(ParamSpec::choice("mode", "lerp", &["lerp", "slerp", "shift"], "how z moves toward zs"))
+        .param(ParamSpec::choice("mode", "lerp", &["lerp", "slerp", "shift", "region"], "how z moves: lerp (the patent's), slerp, shift by the class difference, or region (least movement that makes the target likely, other groups held)"))
         .param(ParamSpec::choice("zs", "sample", &["sample", "mean"], "control vector: a sample of the component or its mean"))
         .param(ParamSpec::int("seed", 0, 0, i64::MAX, "seed for sampled control vectors"))
         .output(PortSpec::new("codes", port::LATENTS, "second codes, ordered target, sample, ratio"))

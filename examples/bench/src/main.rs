@@ -1,0 +1,277 @@
+//! `subspace-bench`: prints the figures docs/PERFORMANCE.md records, as a markdown report (and JSON with --json).
+//! It drives the host library with the built plugins (target/release/plugins) on the default world, and calls the
+//! method's fitting code directly for the scaling sweep on synthetic codes.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rand::SeedableRng;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use subspace_host::{graph::{GraphNode, Link}, validate, Evaluator, Graph, NodeStatus, Registry, RunOptions, RunReport};
+use subspace_plugin_method::{fit::{fit, FitOptions}, gauss::{synthetic_world, Gaussians, Normalization}};
+use subspace_sdk::DeviceSpec;
+use tch::{CModule, Kind, Tensor};
+
+#[derive(Parser)]
+#[command(about = "Measure Subspace's speed and memory on this machine.")]
+struct Args {
+    /// Device: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Folder with the product plugins (default: plugins/ next to this binary).
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// The test-node plugin library, for the per-node overhead (default: next to this binary).
+    #[arg(long)]
+    test_plugin: Option<PathBuf>,
+    /// Smaller sizes (a quick look, not the recorded figures).
+    #[arg(long)]
+    quick: bool,
+    /// Sections to run (comma-separated): sampling, fit, edit, overhead, directions, all.
+    #[arg(long, default_value = "all")]
+    only: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn exe_dir() -> PathBuf {
+    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+}
+
+struct GraphBuilder(Graph);
+
+impl GraphBuilder {
+    fn new() -> Self {
+        GraphBuilder(Graph { version: 1, description: String::new(), nodes: vec![], links: vec![], outputs: vec![], editor: serde_json::Value::Null })
+    }
+    fn node(mut self, id: &str, ty: &str, params: serde_json::Value) -> Self {
+        let params = params.as_object().cloned().unwrap_or_default().into_iter().collect();
+        self.0.nodes.push(GraphNode { id: id.into(), node_type: ty.into(), version: None, params });
+        self
+    }
+    fn link(mut self, from: &str, to: &str) -> Self {
+        self.0.links.push(Link { from: from.into(), to: to.into() });
+        self
+    }
+    fn out(mut self, o: &str) -> Self {
+        self.0.outputs.push(o.into());
+        self
+    }
+}
+
+fn run(e: &Evaluator, g: &GraphBuilder) -> Result<RunReport> {
+    let plan = validate(&g.0, &e.registry).map_err(|errs| anyhow::anyhow!("{errs:?}"))?;
+    let r = e.run(&plan, &RunOptions::default());
+    if !r.ok() {
+        bail!("run failed: {:?}", r.status);
+    }
+    Ok(r)
+}
+
+fn node_seconds(r: &RunReport, node: &str) -> f64 {
+    match r.status.get(node) {
+        Some(NodeStatus::Ran { seconds }) => *seconds,
+        _ => f64::NAN,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    format!("{} x {cpu}, libtorch threads {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), tch::get_num_threads())
+}
+
+/// Renders `n` codes with the default generator driven directly by tch (the baseline for the host's overhead).
+fn direct_sampling(model: &std::path::Path, device: tch::Device, n: i64, batch: i64, seed: u64) -> Result<f64> {
+    let g = CModule::load_on_device(model, device)?;
+    let _guard = tch::no_grad_guard();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let warm = subspace_sdk::context::randn(&mut rng, &[batch, 64]).to_device(device);
+    let _ = g.forward_ts(&[warm])?;
+    let t = Instant::now();
+    let z = subspace_sdk::context::randn(&mut rng, &[n, 64]).to_device(device);
+    let mut done = 0;
+    while done < n {
+        let len = batch.min(n - done);
+        let img = g.forward_ts(&[z.narrow(0, done, len)])?;
+        let img = ((img + 1.0) / 2.0).clamp(0.0, 1.0);
+        let _ = img.sum(Kind::Float).double_value(&[]);
+        done += len;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let device = subspace_host::parse_device(&args.device)?;
+    let sections: Vec<&str> = args.only.split(',').collect();
+    let want = |s: &str| sections.contains(&"all") || sections.contains(&s);
+    let plugins = args.plugins.clone().unwrap_or_else(|| exe_dir().join("plugins"));
+    let registry = Arc::new(Registry::load(&[plugins.clone()]));
+    for p in &registry.problems {
+        eprintln!("warning: {p}");
+    }
+    let mut report = json!({"machine": machine(), "device": device.to_string()});
+    let mut md = format!("Machine: {}; device {device}.\n\n", machine());
+    let gen_path = std::env::var("SUBSPACE_MODELS").map(PathBuf::from).unwrap_or_else(|_| exe_dir().join("../../models/default")).join("generator.pt");
+
+    if want("sampling") {
+        let n = if args.quick { 1024 } else { 8192 };
+        let mut direct = Vec::new();
+        let mut host = Vec::new();
+        let e = Evaluator::new(registry.clone(), device);
+        // Warm: model loaded once into the evaluator's model cache, as in a running session.
+        run(&e, &GraphBuilder::new().node("g", "subspace.generator", json!({"count": 256, "seed": 999})).out("g.images"))?;
+        for rep in 0..3 {
+            direct.push(direct_sampling(&gen_path, device.to_tch(), n, 256, rep)?);
+            let g = GraphBuilder::new().node("g", "subspace.generator", json!({"count": n, "seed": 100 + rep, "batch": 256})).out("g.images");
+            let t = Instant::now();
+            run(&e, &g)?;
+            host.push(n as f64 / t.elapsed().as_secs_f64());
+        }
+        let (d, h) = (median(direct), median(host));
+        md += &format!("## Sampling throughput ({n} images 64x64, batch 256, median of 3)\n\n| path | images/s |\n|---|---|\n| direct tch program | {d:.0} |\n| host + Generator plugin | {h:.0} |\n| ratio | {:.3} |\n\n", h / d);
+        report["sampling"] = json!({"images": n, "direct_images_per_s": d, "host_images_per_s": h, "ratio": h / d});
+    }
+
+    if want("fit") {
+        let sizes: Vec<i64> = if args.quick { vec![1000, 10000] } else { vec![1000, 10000, 100000] };
+        md += "## SingleGaussFit time (13 classes in groups 4,2,2,2,3; rank 8; 200 Adam steps, batch 2048)\n\n| codes | d = 64 (s) | d = 512 (s) |\n|---|---|---|\n";
+        let mut rows = Vec::new();
+        for &n in &sizes {
+            let mut cells = Vec::new();
+            for d in [64i64, 512] {
+                let (z, l, schema) = synthetic_world(n, d, &[4, 2, 2, 2, 3], 4.0, 1);
+                let (z, l) = (z.to_device(device.to_tch()), l.to_device(device.to_tch()));
+                let t = Instant::now();
+                let init = Gaussians::init(&z, &l, schema, 8, Normalization::Group).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let opts = FitOptions { steps: 200, lr: 0.01, batch: 2048, seed: 0, learn_weights: false };
+                fit(&init, &z, &l, &opts, None, None, "bench").map_err(|e| anyhow::anyhow!("{e}"))?;
+                cells.push(t.elapsed().as_secs_f64());
+            }
+            md += &format!("| {n} | {:.2} | {:.2} |\n", cells[0], cells[1]);
+            rows.push(json!({"codes": n, "d64_s": cells[0], "d512_s": cells[1]}));
+        }
+        md += "\n";
+        report["fit_scaling"] = rows.into();
+    }
+
+    if want("directions") || want("fit") {
+        // The default world at 20,000 codes: sampling + labelling against fitting every class, through the host.
+        let n = if args.quick { 4000 } else { 20000 };
+        let e = Evaluator::new(registry.clone(), device);
+        let mut g = GraphBuilder::new()
+            .node("sample", "subspace.generator", json!({"count": n, "seed": 5}))
+            .node("label", "subspace.classifier", json!({}))
+            .node("gauss", "subspace.single_gauss_fit", json!({}))
+            .node("gmm", "subspace.gmm_fit", json!({}))
+            .link("sample.images", "label.images")
+            .link("sample.codes", "gauss.codes")
+            .link("label.labels", "gauss.labels")
+            .link("gauss.gaussians", "gmm.gaussians")
+            .link("sample.codes", "gmm.codes")
+            .link("label.labels", "gmm.labels")
+            .link("sample.generator", "gmm.generator")
+            .link("label.classifier", "gmm.classifier")
+            .out("gmm");
+        let has_ifg = registry.node("subspace.interfacegan").is_some();
+        if has_ifg {
+            g = g.node("ifg", "subspace.interfacegan", json!({})).link("sample.codes", "ifg.codes").link("label.labels", "ifg.labels").out("ifg");
+        }
+        let r = run(&e, &g)?;
+        let (s, l, f1, f2) = (node_seconds(&r, "sample"), node_seconds(&r, "label"), node_seconds(&r, "gauss"), node_seconds(&r, "gmm"));
+        md += &format!("## Default world, {n} codes, through the host (node defaults)\n\n| stage | seconds |\n|---|---|\n| sample + render (Generator) | {s:.2} |\n| label (Classifier) | {l:.2} |\n| SingleGaussFit, all 13 classes | {f1:.2} |\n| GMMFit (render-relabel term on) | {f2:.2} |\n");
+        let mut j = json!({"codes": n, "sample_s": s, "label_s": l, "single_gauss_fit_s": f1, "gmm_fit_s": f2});
+        if has_ifg {
+            let i = node_seconds(&r, "ifg");
+            md += &format!("| InterFaceGAN boundaries, all 13 classes | {i:.2} |\n");
+            j["interfacegan_s"] = i.into();
+        }
+        md += "\n";
+        report["default_world"] = j;
+    }
+
+    if want("edit") {
+        let e = Evaluator::new(registry.clone(), device);
+        let g = |ratio: f64| {
+            GraphBuilder::new()
+                .node("mix", "subspace.load_mixture", json!({"file": std::env::var("BENCH_MIXTURE").unwrap_or_else(|_| "results/mixture".into())}))
+                .node("pictures", "subspace.generator", json!({"count": 4, "seed": 3, "render": false}))
+                .node("edit", "subspace.attribute_edit", json!({"target": "hair.red", "ratio": ratio, "zs": "mean"}))
+                .node("render", "subspace.generator", json!({}))
+                .node("preview", "subspace.image_preview", json!({"count": 4}))
+                .link("pictures.codes", "edit.codes")
+                .link("mix.mixture", "edit.mixture")
+                .link("edit.codes", "render.codes")
+                .link("render.images", "preview.images")
+                .out("preview")
+        };
+        run(&e, &g(0.0)).context("edit latency needs a saved mixture: run `make demo` first or set BENCH_MIXTURE")?;
+        let mut times = Vec::new();
+        for i in 1..=40 {
+            let t = Instant::now();
+            let r = run(&e, &g(i as f64 / 40.0))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(r.cached().contains(&"mix") || r.cached().contains(&"pictures"));
+        }
+        let (m, p95) = (median(times.clone()), percentile(times, 0.95));
+        md += &format!("## Slider latency: change a, re-render a 4-image preview (upstream cached), 40 changes\n\n| median (ms) | p95 (ms) |\n|---|---|\n| {m:.1} | {p95:.1} |\n\n");
+        report["edit_latency_ms"] = json!({"median": m, "p95": p95});
+    }
+
+    if want("overhead") {
+        let lib = args.test_plugin.clone().unwrap_or_else(|| exe_dir().join(format!("libsubspace_test_nodes{}", std::env::consts::DLL_SUFFIX)));
+        let mut reg = Registry::default();
+        reg.load_file(&lib);
+        if reg.plugins.is_empty() {
+            bail!("test plugin {} did not load: {:?}", lib.display(), reg.problems);
+        }
+        let e = Evaluator::new(Arc::new(reg), DeviceSpec::CPU);
+        let chain = 500;
+        let mut g = GraphBuilder::new().node("n0", "test.constant", json!({"value": 1.0}));
+        for i in 1..chain {
+            g = g.node(&format!("n{i}"), "test.scale", json!({"factor": 1.0})).link(&format!("n{}.value", i - 1), &format!("n{i}.value"));
+        }
+        g = g.out(&format!("n{}", chain - 1));
+        let t = Instant::now();
+        run(&e, &g)?;
+        let cold = t.elapsed().as_secs_f64() / chain as f64 * 1e6;
+        let t = Instant::now();
+        run(&e, &g)?;
+        let cached = t.elapsed().as_secs_f64() * 1e3;
+        md += &format!("## Host overhead (a chain of {chain} trivial nodes)\n\n| per node evaluated (us) | whole chain cached (ms) |\n|---|---|\n| {cold:.1} | {cached:.2} |\n\n");
+        report["overhead"] = json!({"per_node_us": cold, "cached_chain_ms": cached});
+    }
+
+    let peak = peak_rss_mib();
+    md += &format!("Peak resident memory of the benchmark process: {peak:.0} MiB.\n");
+    report["peak_rss_mib"] = peak.into();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{md}");
+    }
+    let _ = Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
+    Ok(())
+}
