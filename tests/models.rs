@@ -128,3 +128,20 @@ fn an_empty_sample_is_refused_before_anything_runs() {
     let errors = subspace_host::validate(&sample(&gen, 0, 0).0, &product_registry()).err().expect("invalid");
     assert!(errors.iter().any(|e| e.location.as_deref() == Some("count")), "{errors:?}");
 }
+
+#[test]
+fn nan_codes_are_refused_with_the_port_named() {
+    let (_dir, gen, _) = world();
+    let r = registry_of(&["subspace_plugin_models", "subspace_plugin_method", "subspace_test_nodes"]);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let e = evaluator(std::sync::Arc::new(r));
+    let g = G::new()
+        .node("z", "test.latents", json!({"n": 5, "dim": 8, "nan": true}))
+        .node("gen", "subspace.generator", json!({"model": gen}))
+        .link("z.codes", "gen.codes")
+        .out("gen");
+    let err = failure(&run(&e, &g), "gen");
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert_eq!(err.location.clone().into_option().as_deref(), Some("codes"));
+    assert!(err.message.contains("NaN"), "{}", err.message);
+}

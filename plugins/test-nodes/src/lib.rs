@@ -234,7 +234,27 @@ impl Node for Choose {
     }
 }
 
+struct Latents;
+impl Node for Latents {
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new("test.latents", "1.0.0", "Latents", CAT, "Seeded normal codes, optionally with a NaN in the first row.")
+            .param(ParamSpec::int("n", 4, 1, 1 << 20, "codes"))
+            .param(ParamSpec::int("dim", 8, 1, 4096, "dimension"))
+            .param(ParamSpec::bool("nan", false, "put a NaN in the first code"))
+            .output(PortSpec::new("codes", port::LATENTS, "N x D codes"))
+    }
+    fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let z = subspace_sdk::context::randn(&mut ctx.rng(), &[io.int("n")?, io.int("dim")?]);
+        if io.bool("nan")? {
+            let _ = z.get(0).get(0).fill_(f64::NAN);
+        }
+        io.output("codes", Value::Latents(z.into()));
+        Ok(())
+    }
+}
+
 export_plugin!(
+    Latents,
     Constant, Add, Scale, Sleep, Fail, Panic, Count, Volatile, TensorSource, TensorPass, TensorAddress, WaitForCancel,
     WrongOutput, Choose
 );
