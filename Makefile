@@ -5,7 +5,7 @@ CARGO ?= cargo
 RELEASE := target/release
 OUT ?= results
 
-.PHONY: all setup build test demo bench nodes
+.PHONY: all setup build test demo compare bench nodes
 
 all: build
 
@@ -23,6 +23,14 @@ test: build
 
 demo: build
 	$(RELEASE)/subspace run examples/presets/demo.json --out $(OUT)
+
+# Edit quality against InterFaceGAN, GANSpace and SeFa (docs/EVALUATION.md).
+compare: build
+	$(RELEASE)/subspace run examples/presets/compare.json --out $(OUT)/compare
+
+# Speed and memory (docs/PERFORMANCE.md); the slider-latency section reads the mixture `make demo` saved.
+bench: build
+	BENCH_MIXTURE=$(OUT)/mixture $(RELEASE)/subspace-bench --device cpu
 
 nodes: build
 	$(RELEASE)/subspace nodes

@@ -1,5 +1,6 @@
 //! One test binary for the whole workspace (one link step): each module covers one part.
 
+mod demo;
 mod host;
 mod method;
 mod models;

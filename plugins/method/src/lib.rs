@@ -386,6 +386,7 @@ impl Node for EditScore {
         .input(PortSpec::new("labels", port::LABELS, "labels of the rendered edits, from the evaluation classifier"))
         .input(PortSpec::new("layout", port::TEXT, "the edit layout from AttributeEdit (first ratio 0)"))
         .input(PortSpec::new("images", port::IMAGES, "the rendered edits, for pixel movement").optional())
+        .param(ParamSpec::text("method", "", "a name for the edit method, carried in the report (for comparisons)"))
         .output(PortSpec::new("report", port::TEXT, "JSON: per target, per ratio: success, leakage, movement; re-scoring matrix"))
         .output(PortSpec::new("table", port::TEXT, "markdown table at the last ratio"))
     }
@@ -406,11 +407,72 @@ impl Node for EditScore {
             None => None,
         };
         let scores = score::score(&p, images.as_ref(), &layout, &labels.schema)?;
-        let report = serde_json::json!({"classes": labels.schema.class_names(), "targets": scores});
+        let report = serde_json::json!({"method": io.text("method")?, "classes": labels.schema.class_names(), "targets": scores});
         io.output("report", Value::Text(report.to_string().into()));
         io.output("table", Value::Text(score::table(&scores).into()));
         Ok(())
     }
 }
 
-export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore);
+struct CompareEdits;
+
+const COMPARE_INPUTS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+
+impl Node for CompareEdits {
+    fn descriptor(&self) -> NodeDescriptor {
+        let mut d = NodeDescriptor::new(
+            "subspace.compare_edits",
+            "1.0.0",
+            "Compare edits",
+            "Method: Evaluation",
+            "Compares edit methods' EditScore reports at matched picture movement: success and leakage per class, \
+             interpolated along each method's strength grid. Input a is the method judged; the others are baselines.",
+        );
+        for (i, name) in COMPARE_INPUTS.iter().enumerate() {
+            let p = PortSpec::new(name, port::TEXT, if i == 0 { "EditScore report of the method judged" } else { "EditScore report of a baseline" });
+            d = d.input(if i < 1 { p } else { p.optional() });
+        }
+        d.param(ParamSpec::text("budgets", "0.05,0.1,0.15", "movement budgets (RMS pixel change), comma-separated"))
+            .output(PortSpec::new("report", port::TEXT, "JSON: per class and method at each budget, summary, verdicts"))
+            .output(PortSpec::new("table", port::TEXT, "markdown tables"))
+            .output(PortSpec::new("points", "points", "(leakage, success) per class at the middle budget, one series per method"))
+    }
+
+    fn run(&self, io: &mut NodeIo<'_>, _ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let mut reports = Vec::new();
+        for name in COMPARE_INPUTS {
+            if let Some(v) = io.get(name) {
+                let Value::Text(t) = v else { return Err(NodeError::input(name, "expected text")) };
+                let j: serde_json::Value = serde_json::from_str(t.as_str()).map_err(|e| NodeError::input(name, format!("not an EditScore report: {e}")))?;
+                if j["targets"].as_array().is_none() {
+                    return Err(NodeError::input(name, "not an EditScore report: no targets"));
+                }
+                reports.push(j);
+            }
+        }
+        let budgets: Vec<f64> = io
+            .text("budgets")?
+            .split(',')
+            .map(|s| s.trim().parse::<f64>().map_err(|_| NodeError::param("budgets", format!("'{s}' is not a number"))))
+            .collect::<Result<_, _>>()?;
+        if budgets.is_empty() || budgets.iter().any(|b| !b.is_finite() || *b < 0.0) {
+            return Err(NodeError::param("budgets", "give one or more non-negative numbers"));
+        }
+        let (report, table, scatter) = score::compare(&reports, &budgets)?;
+        let mut labels = serde_json::Map::new();
+        let mut b = Bundle::new("points", &serde_json::json!({}));
+        for (method, pts, names) in scatter {
+            let flat: Vec<f64> = pts.iter().flat_map(|p| p.iter().copied()).collect();
+            b = b.with(&method, Tensor::from_slice(&flat).view([-1, 2]).to_kind(Kind::Float));
+            labels.insert(method, names.into());
+        }
+        let mid = budgets[budgets.len() / 2];
+        b.meta = serde_json::json!({"title": format!("Edits at movement {mid}: success against leakage, one point per class"), "x_label": "leakage (mean TV change of other groups)", "y_label": "success", "labels": labels}).to_string().into();
+        io.output("report", Value::Text(report.to_string().into()));
+        io.output("table", Value::Text(table.into()));
+        io.output("points", Value::Bundle(b));
+        Ok(())
+    }
+}
+
+export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore, CompareEdits);

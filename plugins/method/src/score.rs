@@ -119,3 +119,127 @@ pub fn table(scores: &[TargetScore]) -> String {
     md += &format!("| **mean** | | {:.3} | {:.3} | {:.3} | |\n", mean(&|p| p.success), mean(&|p| p.leakage), mean(&|p| p.leakage_max));
     md
 }
+
+/// Success and leakage of one method's edits toward one class, at a movement budget.
+#[derive(serde::Serialize, Debug, Clone)]
+pub struct AtBudget {
+    pub budget: f64,
+    pub success: f64,
+    pub leakage: f64,
+    pub leakage_max: f64,
+    /// The method never moved the picture this far; its largest edit is reported.
+    pub capped: bool,
+}
+
+/// Interpolates a target's (movement, success, leakage) curve at movement `budget`.
+pub fn at_budget(points: &[serde_json::Value], budget: f64) -> Option<AtBudget> {
+    let mut pts: Vec<(f64, f64, f64, f64)> = points
+        .iter()
+        .filter_map(|p| Some((p["movement"].as_f64()?, p["success"].as_f64()?, p["leakage"].as_f64()?, p["leakage_max"].as_f64()?)))
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    for w in pts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a.0 <= budget && budget <= b.0 {
+            let t = if b.0 > a.0 { (budget - a.0) / (b.0 - a.0) } else { 1.0 };
+            let lerp = |x: f64, y: f64| x + (y - x) * t;
+            return Some(AtBudget { budget, success: lerp(a.1, b.1), leakage: lerp(a.2, b.2), leakage_max: lerp(a.3, b.3), capped: false });
+        }
+    }
+    let last = if budget < pts[0].0 { pts[0] } else { *pts.last().unwrap() };
+    Some(AtBudget { budget, success: last.1, leakage: last.2, leakage_max: last.3, capped: budget > last.0 })
+}
+
+/// Compares methods' EditScore reports at matched picture movement. The first report is the one judged
+/// ("ours"); the others are the baselines.
+pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_json::Value, String, Vec<(String, Vec<[f64; 2]>, Vec<String>)>), NodeError> {
+    let methods: Vec<String> = reports.iter().enumerate().map(|(i, r)| r["method"].as_str().map(String::from).unwrap_or(format!("method {i}"))).collect();
+    let targets: Vec<String> = reports[0]["targets"].as_array().map(|a| a.iter().filter_map(|t| t["target"].as_str().map(String::from)).collect()).unwrap_or_default();
+    if targets.is_empty() {
+        return Err(NodeError::input("a", "the first report has no targets"));
+    }
+    let mut per_class = serde_json::Map::new();
+    // method -> budget -> (sum success, sum leakage, sum leakage max, count)
+    let mut sums = vec![vec![(0.0, 0.0, 0.0, 0usize); budgets.len()]; reports.len()];
+    let mid = budgets.len() / 2;
+    let mut scatter: Vec<(String, Vec<[f64; 2]>, Vec<String>)> = methods.iter().map(|m| (m.clone(), vec![], vec![])).collect();
+    let mut verdicts = serde_json::Map::new();
+    for target in &targets {
+        let mut row = serde_json::Map::new();
+        let mut at_mid: Vec<Option<AtBudget>> = Vec::new();
+        for (mi, r) in reports.iter().enumerate() {
+            let t = r["targets"].as_array().and_then(|a| a.iter().find(|t| t["target"].as_str() == Some(target.as_str())));
+            let Some(t) = t else {
+                at_mid.push(None);
+                continue;
+            };
+            let pts = t["points"].as_array().cloned().unwrap_or_default();
+            let list: Vec<AtBudget> = budgets.iter().filter_map(|&b| at_budget(&pts, b)).collect();
+            for (bi, a) in list.iter().enumerate() {
+                let s = &mut sums[mi][bi];
+                s.0 += a.success;
+                s.1 += a.leakage;
+                s.2 += a.leakage_max;
+                s.3 += 1;
+            }
+            if let Some(a) = list.get(mid) {
+                scatter[mi].1.push([a.leakage, a.success]);
+                scatter[mi].2.push(target.clone());
+            }
+            at_mid.push(list.get(mid).cloned());
+            row.insert(methods[mi].clone(), serde_json::to_value(&list).unwrap_or_default());
+        }
+        // Verdict at the middle budget against every baseline: at least as good = success within 0.02 and
+        // leakage within 0.01 of it or better.
+        if let Some(Some(ours)) = at_mid.first() {
+            let mut v = serde_json::Map::new();
+            for (mi, b) in at_mid.iter().enumerate().skip(1) {
+                if let Some(b) = b {
+                    let ok = ours.success >= b.success - 0.02 && ours.leakage <= b.leakage + 0.01;
+                    v.insert(methods[mi].clone(), serde_json::json!(if ok { "at least as good" } else if ours.success < b.success - 0.02 && ours.leakage > b.leakage + 0.01 { "worse" } else { "trade-off" }));
+                }
+            }
+            verdicts.insert(target.clone(), v.into());
+        }
+        per_class.insert(target.clone(), row.into());
+    }
+    let mut md = String::new();
+    for (bi, b) in budgets.iter().enumerate() {
+        md += &format!("\nMovement budget {b} (RMS pixel change), mean over {} classes:\n\n| method | success | leakage (mean) | leakage (max group) |\n|---|---|---|---|\n", targets.len());
+        for (mi, m) in methods.iter().enumerate() {
+            let s = sums[mi][bi];
+            let n = s.3.max(1) as f64;
+            md += &format!("| {m} | {:.3} | {:.3} | {:.3} |\n", s.0 / n, s.1 / n, s.2 / n);
+        }
+    }
+    md += &format!("\nPer class at movement {} (success / mean leakage):\n\n| class | {} |\n|---|{}\n", budgets[mid], methods.join(" | "), "---|".repeat(methods.len()));
+    for target in &targets {
+        let cells: Vec<String> = methods
+            .iter()
+            .map(|m| {
+                per_class[target][m].as_array().and_then(|l| l.get(mid)).map_or("-".into(), |a| {
+                    format!("{:.2} / {:.3}{}", a["success"].as_f64().unwrap_or(f64::NAN), a["leakage"].as_f64().unwrap_or(f64::NAN), if a["capped"].as_bool() == Some(true) { "*" } else { "" })
+                })
+            })
+            .collect();
+        md += &format!("| {target} | {} |\n", cells.join(" | "));
+    }
+    md += "\n`*`: the method never moved the picture that far; its largest edit is shown.\n";
+    let summary: Vec<serde_json::Value> = methods
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let per: Vec<serde_json::Value> = budgets.iter().enumerate().map(|(bi, b)| {
+                let s = sums[mi][bi];
+                let n = s.3.max(1) as f64;
+                serde_json::json!({"budget": b, "success": s.0 / n, "leakage": s.1 / n, "leakage_max": s.2 / n})
+            }).collect();
+            serde_json::json!({"method": m, "budgets": per})
+        })
+        .collect();
+    let report = serde_json::json!({"budgets": budgets, "methods": methods, "summary": summary, "per_class": per_class, "verdicts_at_middle_budget": verdicts});
+    Ok((report, md, scatter))
+}

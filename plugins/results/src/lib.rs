@@ -174,6 +174,116 @@ impl Node for PlotCurves {
     }
 }
 
+/// Port type of a points bundle (named M x 2 point sets); the SDK has no constant for it.
+const POINTS: &str = "points";
+
+/// The series of a points bundle, with the per-point labels of its meta (`labels: {series: [text, ...]}`).
+fn read_points(bundle: &Bundle) -> NodeResult<Vec<plot::PointSeries>> {
+    let meta = bundle.meta_json();
+    let labels = meta.get("labels").filter(|v| !v.is_null());
+    let labels = match labels {
+        None => None,
+        Some(serde_json::Value::Object(m)) => Some(m),
+        Some(other) => return Err(NodeError::input("points", format!("meta labels must map series names to lists of text, got {other}"))),
+    };
+    let mut out = Vec::new();
+    for nt in bundle.tensors.iter() {
+        let name = nt.name.to_string();
+        let t = nt.tensor.tensor();
+        let shape = t.size();
+        if shape.len() != 2 || shape[1] != 2 {
+            return Err(NodeError::input("points", format!("series {name:?} must be M x 2 (x, y), got shape {shape:?}")));
+        }
+        if !t.is_floating_point() {
+            return Err(NodeError::input("points", format!("series {name:?} must hold floats, got {:?}", t.kind())));
+        }
+        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Double).contiguous().view([-1]);
+        let flat = Vec::<f64>::try_from(&t).map_err(|e| NodeError::input("points", format!("cannot read series {name:?}: {e}")))?;
+        let points: Vec<(f64, f64)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let texts = match labels.and_then(|m| m.get(&name)) {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    serde_json::Value::Null => Ok(String::new()),
+                    serde_json::Value::Number(n) => Ok(n.to_string()),
+                    other => Err(NodeError::input("points", format!("label {i} of series {name:?} must be text, got {other}"))),
+                })
+                .collect::<NodeResult<_>>()?,
+            Some(other) => return Err(NodeError::input("points", format!("labels of series {name:?} must be a list, got {other}"))),
+        };
+        out.push(plot::PointSeries { name, points, labels: texts });
+    }
+    if let Some(unknown) = labels.and_then(|m| m.keys().find(|k| !out.iter().any(|s| &s.name == *k))) {
+        return Err(NodeError::input("points", format!("meta labels name series {unknown:?}, which the bundle does not hold")));
+    }
+    Ok(out)
+}
+
+struct PlotPoints;
+impl Node for PlotPoints {
+    fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::new(
+            "subspace.plot_points",
+            VERSION,
+            "Plot points",
+            PLOTS,
+            "Draws named point sets as a scatter plot PNG: one colour and marker per series, optional text beside each point, legend, axes and title.",
+        )
+        .input(PortSpec::new(
+            "points",
+            POINTS,
+            "points bundle: one M x 2 (x, y) float series per tensor; meta may give title, x_label, y_label and labels {series: [text per point]}",
+        ))
+        .param(ParamSpec::path("file", "points.png", "PNG file under the run's output folder"))
+        .param(ParamSpec::text("title", "", "plot title; empty = the bundle's meta title"))
+        .param(ParamSpec::int("width", 800, 64, 8192, "image width in pixels"))
+        .param(ParamSpec::int("height", 600, 64, 8192, "image height in pixels"))
+        .param(ParamSpec::bool("auto_range", true, "fit the axes to the data; off = use x_min, x_max, y_min, y_max"))
+        .param(ParamSpec::float("x_min", 0.0, -1e12, 1e12, "left end of the x axis (auto_range off)"))
+        .param(ParamSpec::float("x_max", 1.0, -1e12, 1e12, "right end of the x axis (auto_range off)"))
+        .param(ParamSpec::float("y_min", 0.0, -1e12, 1e12, "bottom of the y axis (auto_range off)"))
+        .param(ParamSpec::float("y_max", 1.0, -1e12, 1e12, "top of the y axis (auto_range off)"))
+        .output(PortSpec::new("file", port::TEXT, "the written path"))
+        .volatile()
+    }
+    fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let bundle = io.bundle("points", POINTS)?;
+        let series = read_points(&bundle)?;
+        let meta = bundle.meta_json();
+        let meta_text = |key: &str, default: &str| meta.get(key).and_then(|v| v.as_str()).unwrap_or(default).to_string();
+        let title = io.text("title")?;
+        let range = if io.bool("auto_range")? {
+            None
+        } else {
+            let (x0, x1, y0, y1) = (io.float("x_min")?, io.float("x_max")?, io.float("y_min")?, io.float("y_max")?);
+            if x0 >= x1 {
+                return Err(NodeError::param("x_max", format!("must be above x_min ({x0}), got {x1}")));
+            }
+            if y0 >= y1 {
+                return Err(NodeError::param("y_max", format!("must be above y_min ({y0}), got {y1}")));
+            }
+            Some(((x0, x1), (y0, y1)))
+        };
+        let opts = plot::PointsOptions {
+            title: if title.is_empty() { meta_text("title", "") } else { title },
+            x_label: meta_text("x_label", "x"),
+            y_label: meta_text("y_label", "y"),
+            width: count_param(io, "width", 64)? as u32,
+            height: count_param(io, "height", 64)? as u32,
+            range,
+        };
+        let path = out_path(io, ctx)?;
+        plot::check_points(&series, opts.range).map_err(|m| NodeError::input("points", m))?;
+        let png = plot::render_points(&series, &opts).map_err(NodeError::internal)?;
+        let shown = write(&path, &png, ctx)?;
+        io.output("file", Value::Text(shown.into()));
+        Ok(())
+    }
+}
+
 struct SaveText;
 impl Node for SaveText {
     fn descriptor(&self) -> NodeDescriptor {
@@ -245,7 +355,7 @@ impl Node for ImagePreview {
     }
 }
 
-export_plugin!(SaveGrid, PlotCurves, SaveText, ImagePreview);
+export_plugin!(SaveGrid, PlotCurves, PlotPoints, SaveText, ImagePreview);
 
 #[cfg(test)]
 mod tests {
@@ -379,7 +489,7 @@ mod tests {
 
     #[test]
     fn descriptors_are_complete() {
-        for n in [&SaveGrid as &dyn Node, &PlotCurves, &SaveText, &ImagePreview] {
+        for n in [&SaveGrid as &dyn Node, &PlotCurves, &PlotPoints, &SaveText, &ImagePreview] {
             let d = n.descriptor();
             assert!(d.id.starts_with("subspace."), "{}", d.id);
             assert_eq!(d.version.as_str(), "1.0.0");
@@ -412,5 +522,84 @@ mod tests {
         assert!(preview(&Tensor::zeros([2, 2, 4, 4], (Kind::Float, Device::Cpu)), 1, 8).unwrap_err().contains("got 2"));
         let nan = Tensor::full([1, 1, 2, 2], f64::NAN, (Kind::Float, Device::Cpu));
         assert!(preview(&nan, 1, 8).unwrap_err().contains("NaN"));
+    }
+
+    fn points_input(bundle: Bundle) -> Vec<NamedValue> {
+        vec![NamedValue::new("points", Value::Bundle(bundle))]
+    }
+
+    #[test]
+    fn plot_points_writes_a_scatter_plot() {
+        let dir = scratch("points");
+        let meta = serde_json::json!({"title": "Embedding", "x_label": "pc 1", "y_label": "pc 2", "labels": {"a": ["first", null, "third"]}});
+        let bundle = Bundle::new(POINTS, &meta)
+            .with("a", Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.1, 0.2, 0.25]).view([3, 2]))
+            .with("b", Tensor::from_slice(&[0.8f64, 0.7, 0.9, 0.8]).view([2, 2]));
+        let out = run_node(&PlotPoints, points_input(bundle.clone()), &[("file", Value::Text("plots/emb.png".into()))], &dir).unwrap();
+        let file = text_of(&out, "file");
+        assert!(file.ends_with("plots/emb.png"), "{file}");
+        let img = image::open(&file).unwrap().to_rgb8();
+        assert_eq!((img.width(), img.height()), (800, 600));
+        for i in 0..2 {
+            let c = plot::series_colour(i);
+            assert!(img.pixels().filter(|p| **p == image::Rgb([c.0, c.1, c.2])).count() > 40, "series {i} not drawn");
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.join("plots")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(names, vec!["emb.png".to_string()]);
+
+        // A fixed range, and a custom size.
+        let fixed = [
+            ("auto_range", Value::Bool(false)),
+            ("x_min", Value::Float(-1.0)),
+            ("x_max", Value::Float(1.0)),
+            ("y_min", Value::Float(-1.0)),
+            ("y_max", Value::Float(1.0)),
+            ("width", Value::Int(320)),
+            ("height", Value::Int(240)),
+        ];
+        let out = run_node(&PlotPoints, points_input(bundle.clone()), &fixed, &dir).unwrap();
+        let img = image::open(text_of(&out, "file")).unwrap();
+        assert_eq!((img.width(), img.height()), (320, 240));
+        let inverted = [("auto_range", Value::Bool(false)), ("x_min", Value::Float(2.0)), ("x_max", Value::Float(1.0))];
+        let e = run_node(&PlotPoints, points_input(bundle.clone()), &inverted, &dir).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParam);
+        assert!(e.message.contains("x_min"), "{}", e.message);
+        let e = run_node(&PlotPoints, points_input(bundle), &[("file", Value::Text("../p.png".into()))], &dir).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParam);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plot_points_errors_name_the_series() {
+        let dir = scratch("points-errors");
+        let run = |b: Bundle| run_node(&PlotPoints, points_input(b), &[], &dir).unwrap_err();
+        let ok = || Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
+
+        let e = run(Bundle::new(port::CURVES, &serde_json::Value::Null).with("a", ok()));
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(e.message.contains("expected points, got curves"), "{}", e.message);
+
+        let e = run(Bundle::new(POINTS, &serde_json::Value::Null).with("good", ok()).with("wide", Tensor::zeros([4, 3], (Kind::Float, Device::Cpu))));
+        assert_eq!(e.location.as_ref().map(|l| l.as_str()), ROption::RSome("points"));
+        assert!(e.message.contains("\"wide\"") && e.message.contains("[4, 3]"), "{}", e.message);
+        let e = run(Bundle::new(POINTS, &serde_json::Value::Null).with("flat", Tensor::zeros([8], (Kind::Float, Device::Cpu))));
+        assert!(e.message.contains("\"flat\"") && e.message.contains("[8]"), "{}", e.message);
+
+        let nan = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0, 2.0, f32::NAN]).view([3, 2]);
+        let e = run(Bundle::new(POINTS, &serde_json::Value::Null).with("ok", ok()).with("broken", nan));
+        assert!(e.message.contains("\"broken\"") && e.message.contains("row 2"), "{}", e.message);
+
+        let e = run(Bundle::new(POINTS, &serde_json::Value::Null));
+        assert!(e.message.contains("no series"), "{}", e.message);
+
+        let meta = serde_json::json!({"labels": {"ghost": ["x"]}});
+        let e = run(Bundle::new(POINTS, &meta).with("real", ok()));
+        assert!(e.message.contains("\"ghost\""), "{}", e.message);
+        let meta = serde_json::json!({"labels": {"real": ["a", "b", "c", "d", "e"]}});
+        let e = run(Bundle::new(POINTS, &meta).with("real", ok()));
+        assert!(e.message.contains("\"real\" has 5 labels for 4 points"), "{}", e.message);
+        let meta = serde_json::json!({"labels": {"real": "abcd"}});
+        assert!(run(Bundle::new(POINTS, &meta).with("real", ok())).message.contains("\"real\""));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
