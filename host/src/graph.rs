@@ -55,6 +55,27 @@ pub fn split_endpoint(s: &str) -> Option<(&str, &str)> {
 }
 
 impl Graph {
+    /// An empty graph, to be built with [`Graph::with_node`], [`Graph::with_link`] and [`Graph::with_output`].
+    pub fn new() -> Graph {
+        Graph { version: FORMAT_VERSION, description: String::new(), nodes: vec![], links: vec![], outputs: vec![], editor: serde_json::Value::Null }
+    }
+    /// Adds a node; `params` is a JSON object of parameter values.
+    pub fn with_node(mut self, id: &str, node_type: &str, params: serde_json::Value) -> Graph {
+        let params = params.as_object().cloned().unwrap_or_default().into_iter().collect();
+        self.nodes.push(GraphNode { id: id.into(), node_type: node_type.into(), version: None, params });
+        self
+    }
+    /// Links output `from` (`node.port`) to input `to`.
+    pub fn with_link(mut self, from: &str, to: &str) -> Graph {
+        self.links.push(Link { from: from.into(), to: to.into() });
+        self
+    }
+    /// Requests `node` or `node.port`.
+    pub fn with_output(mut self, output: &str) -> Graph {
+        self.outputs.push(output.into());
+        self
+    }
+
     /// Reads a graph file; errors name the file and, for JSON errors, the line and column.
     pub fn load(path: &Path) -> anyhow::Result<Graph> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;

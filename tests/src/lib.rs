@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use subspace_host::{graph::{GraphNode, Link}, validate, Evaluator, Graph, Plan, Registry, RunOptions, RunReport};
+use subspace_host::{validate, Evaluator, Graph, Plan, Registry, RunOptions, RunReport};
 use subspace_sdk::DeviceSpec;
 
 /// `target/release` (the folder of the test binary's `deps/`).
@@ -68,20 +68,16 @@ pub struct G(pub Graph);
 
 impl G {
     pub fn new() -> Self {
-        G(Graph { version: 1, description: String::new(), nodes: vec![], links: vec![], outputs: vec![], editor: serde_json::Value::Null })
+        G(Graph::new())
     }
-    pub fn node(mut self, id: &str, ty: &str, params: serde_json::Value) -> Self {
-        let params = params.as_object().cloned().unwrap_or_default().into_iter().collect();
-        self.0.nodes.push(GraphNode { id: id.into(), node_type: ty.into(), version: None, params });
-        self
+    pub fn node(self, id: &str, ty: &str, params: serde_json::Value) -> Self {
+        G(self.0.with_node(id, ty, params))
     }
-    pub fn link(mut self, from: &str, to: &str) -> Self {
-        self.0.links.push(Link { from: from.into(), to: to.into() });
-        self
+    pub fn link(self, from: &str, to: &str) -> Self {
+        G(self.0.with_link(from, to))
     }
-    pub fn out(mut self, o: &str) -> Self {
-        self.0.outputs.push(o.into());
-        self
+    pub fn out(self, o: &str) -> Self {
+        G(self.0.with_output(o))
     }
     pub fn set(mut self, node: &str, param: &str, v: serde_json::Value) -> Self {
         self.0.nodes.iter_mut().find(|n| n.id == node).unwrap().params.insert(param.into(), v);

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use subspace_host::{graph::{GraphNode, Link}, validate, Evaluator, Graph, NodeStatus, Registry, RunOptions, RunReport};
+use subspace_host::{validate, Evaluator, Graph, NodeStatus, Registry, RunOptions, RunReport};
 use subspace_plugin_method::{fit::{fit, FitOptions}, gauss::{synthetic_world, Gaussians, Normalization}};
 use subspace_sdk::DeviceSpec;
 use tch::{CModule, Kind, Tensor};
@@ -40,29 +40,8 @@ fn exe_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
 }
 
-struct GraphBuilder(Graph);
-
-impl GraphBuilder {
-    fn new() -> Self {
-        GraphBuilder(Graph { version: 1, description: String::new(), nodes: vec![], links: vec![], outputs: vec![], editor: serde_json::Value::Null })
-    }
-    fn node(mut self, id: &str, ty: &str, params: serde_json::Value) -> Self {
-        let params = params.as_object().cloned().unwrap_or_default().into_iter().collect();
-        self.0.nodes.push(GraphNode { id: id.into(), node_type: ty.into(), version: None, params });
-        self
-    }
-    fn link(mut self, from: &str, to: &str) -> Self {
-        self.0.links.push(Link { from: from.into(), to: to.into() });
-        self
-    }
-    fn out(mut self, o: &str) -> Self {
-        self.0.outputs.push(o.into());
-        self
-    }
-}
-
-fn run(e: &Evaluator, g: &GraphBuilder) -> Result<RunReport> {
-    let plan = validate(&g.0, &e.registry).map_err(|errs| anyhow::anyhow!("{errs:?}"))?;
+fn run(e: &Evaluator, g: &Graph) -> Result<RunReport> {
+    let plan = validate(g, &e.registry).map_err(|errs| anyhow::anyhow!("{errs:?}"))?;
     let r = e.run(&plan, &RunOptions::default());
     if !r.ok() {
         bail!("run failed: {:?}", r.status);
@@ -142,10 +121,10 @@ fn main() -> Result<()> {
         let mut host = Vec::new();
         let e = Evaluator::new(registry.clone(), device);
         // Warm: model loaded once into the evaluator's model cache, as in a running session.
-        run(&e, &GraphBuilder::new().node("g", "subspace.generator", json!({"count": 256, "seed": 999})).out("g.images"))?;
+        run(&e, &Graph::new().with_node("g", "subspace.generator", json!({"count": 256, "seed": 999})).with_output("g.images"))?;
         for rep in 0..3 {
             direct.push(direct_sampling(&gen_path, device.to_tch(), n, 256, rep)?);
-            let g = GraphBuilder::new().node("g", "subspace.generator", json!({"count": n, "seed": 100 + rep, "batch": 256})).out("g.images");
+            let g = Graph::new().with_node("g", "subspace.generator", json!({"count": n, "seed": 100 + rep, "batch": 256})).with_output("g.images");
             let t = Instant::now();
             run(&e, &g)?;
             host.push(n as f64 / t.elapsed().as_secs_f64());
@@ -181,23 +160,23 @@ fn main() -> Result<()> {
         // The default world at 20,000 codes: sampling + labelling against fitting every class, through the host.
         let n = if args.quick { 4000 } else { 20000 };
         let e = Evaluator::new(registry.clone(), device);
-        let mut g = GraphBuilder::new()
-            .node("sample", "subspace.generator", json!({"count": n, "seed": 5}))
-            .node("label", "subspace.classifier", json!({}))
-            .node("gauss", "subspace.single_gauss_fit", json!({}))
-            .node("gmm", "subspace.gmm_fit", json!({}))
-            .link("sample.images", "label.images")
-            .link("sample.codes", "gauss.codes")
-            .link("label.labels", "gauss.labels")
-            .link("gauss.gaussians", "gmm.gaussians")
-            .link("sample.codes", "gmm.codes")
-            .link("label.labels", "gmm.labels")
-            .link("sample.generator", "gmm.generator")
-            .link("label.classifier", "gmm.classifier")
-            .out("gmm");
+        let mut g = Graph::new()
+            .with_node("sample", "subspace.generator", json!({"count": n, "seed": 5}))
+            .with_node("label", "subspace.classifier", json!({}))
+            .with_node("gauss", "subspace.single_gauss_fit", json!({}))
+            .with_node("gmm", "subspace.gmm_fit", json!({}))
+            .with_link("sample.images", "label.images")
+            .with_link("sample.codes", "gauss.codes")
+            .with_link("label.labels", "gauss.labels")
+            .with_link("gauss.gaussians", "gmm.gaussians")
+            .with_link("sample.codes", "gmm.codes")
+            .with_link("label.labels", "gmm.labels")
+            .with_link("sample.generator", "gmm.generator")
+            .with_link("label.classifier", "gmm.classifier")
+            .with_output("gmm");
         let has_ifg = registry.node("subspace.interfacegan").is_some();
         if has_ifg {
-            g = g.node("ifg", "subspace.interfacegan", json!({})).link("sample.codes", "ifg.codes").link("label.labels", "ifg.labels").out("ifg");
+            g = g.with_node("ifg", "subspace.interfacegan", json!({})).with_link("sample.codes", "ifg.codes").with_link("label.labels", "ifg.labels").with_output("ifg");
         }
         let r = run(&e, &g)?;
         let (s, l, f1, f2) = (node_seconds(&r, "sample"), node_seconds(&r, "label"), node_seconds(&r, "gauss"), node_seconds(&r, "gmm"));
@@ -215,17 +194,17 @@ fn main() -> Result<()> {
     if want("edit") {
         let e = Evaluator::new(registry.clone(), device);
         let g = |ratio: f64| {
-            GraphBuilder::new()
-                .node("mix", "subspace.load_mixture", json!({"file": std::env::var("BENCH_MIXTURE").unwrap_or_else(|_| "results/mixture".into())}))
-                .node("pictures", "subspace.generator", json!({"count": 4, "seed": 3, "render": false}))
-                .node("edit", "subspace.attribute_edit", json!({"target": "hair.red", "ratio": ratio, "zs": "mean"}))
-                .node("render", "subspace.generator", json!({}))
-                .node("preview", "subspace.image_preview", json!({"count": 4}))
-                .link("pictures.codes", "edit.codes")
-                .link("mix.mixture", "edit.mixture")
-                .link("edit.codes", "render.codes")
-                .link("render.images", "preview.images")
-                .out("preview")
+            Graph::new()
+                .with_node("mix", "subspace.load_mixture", json!({"file": std::env::var("BENCH_MIXTURE").unwrap_or_else(|_| "results/mixture".into())}))
+                .with_node("pictures", "subspace.generator", json!({"count": 4, "seed": 3, "render": false}))
+                .with_node("edit", "subspace.attribute_edit", json!({"target": "hair.red", "ratio": ratio, "zs": "mean"}))
+                .with_node("render", "subspace.generator", json!({}))
+                .with_node("preview", "subspace.image_preview", json!({"count": 4}))
+                .with_link("pictures.codes", "edit.codes")
+                .with_link("mix.mixture", "edit.mixture")
+                .with_link("edit.codes", "render.codes")
+                .with_link("render.images", "preview.images")
+                .with_output("preview")
         };
         run(&e, &g(0.0)).context("edit latency needs a saved mixture: run `make demo` first or set BENCH_MIXTURE")?;
         let mut times = Vec::new();
@@ -249,11 +228,11 @@ fn main() -> Result<()> {
         }
         let e = Evaluator::new(Arc::new(reg), DeviceSpec::CPU);
         let chain = 500;
-        let mut g = GraphBuilder::new().node("n0", "test.constant", json!({"value": 1.0}));
+        let mut g = Graph::new().with_node("n0", "test.constant", json!({"value": 1.0}));
         for i in 1..chain {
-            g = g.node(&format!("n{i}"), "test.scale", json!({"factor": 1.0})).link(&format!("n{}.value", i - 1), &format!("n{i}.value"));
+            g = g.with_node(&format!("n{i}"), "test.scale", json!({"factor": 1.0})).with_link(&format!("n{}.value", i - 1), &format!("n{i}.value"));
         }
-        g = g.out(&format!("n{}", chain - 1));
+        g = g.with_output(&format!("n{}", chain - 1));
         let t = Instant::now();
         run(&e, &g)?;
         let cold = t.elapsed().as_secs_f64() / chain as f64 * 1e6;

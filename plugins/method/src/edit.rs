@@ -93,25 +93,13 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
     }
 }
 
-/// Posteriors of every class within its group (N x K), whatever the fit's normalization.
-pub fn group_posteriors(g: &Gaussians, z: &Tensor) -> Tensor {
-    let lp = g.log_density(z) + g.log_w.unsqueeze(0);
-    let parts: Vec<Tensor> = (0..g.schema.groups.len())
-        .map(|gi| {
-            let r = g.schema.group_range(gi);
-            lp.narrow(1, r.start as i64, r.len() as i64).log_softmax(1, Kind::Float)
-        })
-        .collect();
-    Tensor::cat(&parts, 1)
-}
-
 /// The region edit (see [`Mode::Region`]): returns z' for ratio `a`. Runs with gradients enabled.
 pub fn region(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
     tch::with_grad(|| region_inner(g, z, set, a, iterations))
 }
 
 fn region_inner(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
-    let log_p0 = group_posteriors(g, z).detach(); // N x K, log posteriors at the start
+    let log_p0 = g.log_group_posteriors(z).detach(); // N x K, log posteriors at the start
     let target_groups: Vec<usize> = set.iter().map(|&k| g.schema.columns()[k].0).collect();
     let logit = |lp: &Tensor| -> Tensor { lp - (lp.exp().neg() + 1.0).clamp_min(1e-6).log() };
     let goal = (REGION_TARGET / (1.0 - REGION_TARGET)).ln();
@@ -130,7 +118,7 @@ fn region_inner(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i6
     let mut m = x.zeros_like();
     let mut v = x.zeros_like();
     for step in 1..=iterations {
-        let lp = group_posteriors(g, &x);
+        let lp = g.log_group_posteriors(&x);
         let mut loss = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
         for (i, &k) in set.iter().enumerate() {
             let gap = (&wanted[i] - logit(&lp.select(1, k as i64))).relu();

@@ -159,17 +159,20 @@ impl Gaussians {
                 let (quad, _) = self.mahalanobis(z);
                 (quad * (-0.5 / self.dim() as f64)).exp()
             }
-            Normalization::Group => {
-                let lp = self.log_density(z) + self.log_w.unsqueeze(0);
-                let parts: Vec<Tensor> = (0..self.schema.groups.len())
-                    .map(|g| {
-                        let r = self.schema.group_range(g);
-                        lp.narrow(1, r.start as i64, r.len() as i64).softmax(1, Kind::Float)
-                    })
-                    .collect();
-                Tensor::cat(&parts, 1)
-            }
+            Normalization::Group => self.log_group_posteriors(z).exp(),
         }
+    }
+
+    /// Log posterior of every class within its group (N x K), whatever the normalization.
+    pub fn log_group_posteriors(&self, z: &Tensor) -> Tensor {
+        let lp = self.log_density(z) + self.log_w.unsqueeze(0);
+        let parts: Vec<Tensor> = (0..self.schema.groups.len())
+            .map(|g| {
+                let r = self.schema.group_range(g);
+                lp.narrow(1, r.start as i64, r.len() as i64).log_softmax(1, Kind::Float)
+            })
+            .collect();
+        Tensor::cat(&parts, 1)
     }
 
     /// Reparameterised samples: row i from component `comp[i]`, z = mu + sd * e1 + U e2 (differentiable in the

@@ -6,6 +6,22 @@ use model::{load_classifier, load_generator, sample_codes, TorchModel};
 use subspace_sdk::tch::{self, Kind, Tensor};
 use subspace_sdk::*;
 
+/// Runs `f` over `input` in batches of `batch` rows without gradients, with progress and cancellation.
+fn batched(input: &Tensor, batch: i64, ctx: &Ctx<'_, '_>, what: &str, f: impl Fn(&Tensor) -> NodeResult<Tensor>) -> NodeResult<Tensor> {
+    let n = input.size()[0];
+    let _guard = tch::no_grad_guard();
+    let mut parts = Vec::new();
+    let mut done = 0;
+    while done < n {
+        ctx.check_cancelled()?;
+        let len = batch.min(n - done);
+        parts.push(f(&input.narrow(0, done, len))?);
+        done += len;
+        ctx.progress(done as u64, n as u64, what);
+    }
+    Ok(Tensor::cat(&parts, 0))
+}
+
 struct Generator;
 
 impl Node for Generator {
@@ -53,19 +69,7 @@ impl Node for Generator {
             }
         };
         let images = if io.bool("render")? {
-            let batch = io.int("batch")?;
-            let n = codes.size()[0];
-            let mut parts = Vec::new();
-            let _guard = tch::no_grad_guard();
-            let mut done = 0;
-            while done < n {
-                ctx.check_cancelled()?;
-                let len = batch.min(n - done);
-                parts.push(g.render(&codes.narrow(0, done, len))?);
-                done += len;
-                ctx.progress(done as u64, n as u64, "rendering");
-            }
-            Tensor::cat(&parts, 0)
+            batched(&codes, io.int("batch")?, ctx, "rendering", |x| g.render(x))?
         } else {
             Tensor::zeros([codes.size()[0], 3, 1, 1], (Kind::Float, ctx.device()))
         };
@@ -99,19 +103,9 @@ impl Node for Classifier {
         let classifier = load_classifier(ctx, &path)?;
         let f = classifier.torch();
         let images = io.images("images")?.to_device(ctx.device());
-        let n = images.size()[0];
-        let batch = io.int("batch")?;
-        let mut parts = Vec::new();
-        let _guard = tch::no_grad_guard();
-        let mut done = 0;
-        while done < n {
-            ctx.check_cancelled()?;
-            let len = batch.min(n - done);
-            parts.push(f.label(&images.narrow(0, done, len)).map_err(|e| if e.location.is_none() { e.at("images") } else { e })?);
-            done += len;
-            ctx.progress(done as u64, n as u64, "labelling");
-        }
-        let probs = Tensor::cat(&parts, 0);
+        let probs = batched(&images, io.int("batch")?, ctx, "labelling", |x| {
+            f.label(x).map_err(|e| if e.location.is_none() { e.at("images") } else { e })
+        })?;
         let schema = f.schema.clone().expect("classifier has a schema");
         io.output("labels", Value::Labels(Labels { probs: probs.into(), schema }));
         io.output("classifier", Value::Model(classifier.into_ref()));
