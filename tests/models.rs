@@ -145,3 +145,25 @@ fn nan_codes_are_refused_with_the_port_named() {
     assert_eq!(err.location.clone().into_option().as_deref(), Some("codes"));
     assert!(err.message.contains("NaN"), "{}", err.message);
 }
+
+#[test]
+fn two_nodes_naming_the_same_weights_load_them_once() {
+    let (dir, gen, clf) = world();
+    let e = evaluator(product_registry());
+    let g = G::new()
+        .node("a", "subspace.generator", json!({"model": gen, "count": 3, "seed": 1}))
+        .node("b", "subspace.generator", json!({"model": gen, "count": 5, "seed": 2}))
+        .node("c", "subspace.classifier", json!({"model": clf}))
+        .link("a.images", "c.images")
+        .out("b")
+        .out("c");
+    assert!(run(&e, &g).ok());
+    assert_eq!(e.loaded_models().len(), 2, "{:?}", e.loaded_models());
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    let other = toy::generator(&copy);
+    let r = run(&e, &G::new().node("d", "subspace.generator", json!({"model": other.display().to_string(), "count": 2})).out("d"));
+    assert!(r.ok());
+    assert_eq!(e.loaded_models().len(), 3, "another file is another model: {:?}", e.loaded_models());
+}
+

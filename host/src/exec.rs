@@ -127,6 +127,13 @@ impl Evaluator {
         }
     }
 
+    /// Keys of the models nodes have loaded into the shared model cache.
+    pub fn loaded_models(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.models.lock().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// Drops every cached result and model.
     pub fn clear_cache(&self) {
         self.cache.lock().unwrap().clear();
