@@ -20,7 +20,7 @@ pub enum Mode {
 }
 
 /// The target posterior a region edit reaches at a = 1.
-pub const REGION_TARGET: f64 = 0.95;
+pub const REGION_TARGET: f64 = 0.995;
 
 impl Mode {
     pub fn parse(s: &str) -> Result<Self, NodeError> {
@@ -93,51 +93,56 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
     }
 }
 
-/// The region edit (see [`Mode::Region`]): returns z' for ratio `a`. Runs with gradients enabled.
-pub fn region(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
-    tch::with_grad(|| region_inner(g, z, set, a, iterations))
+/// Region edits (see [`Mode::Region`]) of many rows at once: row i of `z` (M x D) moves toward the classes in
+/// `sets[i]` with ratio `ratios[i]`. One batched optimisation: the per-row losses are independent.
+pub fn region(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], iterations: i64) -> Tensor {
+    tch::with_grad(|| region_inner(g, z, sets, ratios, iterations))
 }
 
-fn region_inner(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, iterations: i64) -> Tensor {
-    let log_p0 = g.log_group_posteriors(z).detach(); // N x K, log posteriors at the start
-    let target_groups: Vec<usize> = set.iter().map(|&k| g.schema.columns()[k].0).collect();
+fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], iterations: i64) -> Tensor {
+    let (m, k) = (z.size()[0], g.k());
+    let device = z.device();
+    let cols = g.schema.columns();
+    // Masks: the target classes of each row, and the classes of the groups each row must hold.
+    let mut target = vec![0f32; (m * k) as usize];
+    let mut keep = vec![0f32; (m * k) as usize];
+    let mut ratio = vec![0f32; m as usize];
+    for i in 0..m as usize {
+        let groups: Vec<usize> = sets[i].iter().map(|&c| cols[c].0).collect();
+        for c in 0..k as usize {
+            if sets[i].contains(&c) {
+                target[i * k as usize + c] = 1.0;
+            } else if !groups.contains(&cols[c].0) {
+                keep[i * k as usize + c] = 1.0;
+            }
+        }
+        ratio[i] = ratios[i] as f32;
+    }
+    let target = Tensor::from_slice(&target).view([m, k]).to_device(device);
+    let keep = Tensor::from_slice(&keep).view([m, k]).to_device(device);
+    let ratio = Tensor::from_slice(&ratio).view([m, 1]).to_device(device);
+    let log_p0 = g.log_group_posteriors(z).detach();
     let logit = |lp: &Tensor| -> Tensor { lp - (lp.exp().neg() + 1.0).clamp_min(1e-6).log() };
     let goal = (REGION_TARGET / (1.0 - REGION_TARGET)).ln();
-    // Desired log-odds per target: from the start value to the goal, linearly in a.
-    let wanted: Vec<Tensor> = set.iter().map(|&k| logit(&log_p0.select(1, k as i64)) * (1.0 - a) + goal * a).collect();
-    let mut keep_cols = Vec::new();
-    for (gi, _) in g.schema.groups.iter().enumerate() {
-        if !target_groups.contains(&gi) {
-            keep_cols.extend(g.schema.group_range(gi).map(|c| c as i64));
-        }
-    }
-    let keep = Tensor::from_slice(&keep_cols).to_device(z.device());
-    let p0_keep = log_p0.index_select(1, &keep);
+    // Desired log-odds of each target: from its value at z (a = 0) to the goal (a = 1), linearly in a.
+    let wanted = logit(&log_p0) * (ratio.neg() + 1.0) + &ratio * goal;
     let mut x = z.detach().copy().set_requires_grad(true);
-    let lr = 0.1;
-    let mut m = x.zeros_like();
-    let mut v = x.zeros_like();
+    let (lr, b1, b2) = (0.1, 0.9, 0.999);
+    let mut m1 = x.zeros_like();
+    let mut m2 = x.zeros_like();
     for step in 1..=iterations {
         let lp = g.log_group_posteriors(&x);
-        let mut loss = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
-        for (i, &k) in set.iter().enumerate() {
-            let gap = (&wanted[i] - logit(&lp.select(1, k as i64))).relu();
-            loss = loss + gap.square() * 2.0;
-        }
-        if !keep_cols.is_empty() {
-            // KL(p0 || p') summed over the other groups' classes, per code.
-            let kl = (p0_keep.exp() * (&p0_keep - lp.index_select(1, &keep))).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-            loss = loss + kl * 4.0;
-        }
-        let total = loss.sum(Kind::Float);
+        let movement = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
+        let shortfall = ((&wanted - logit(&lp)).relu().square() * &target).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
+        // KL(p0 || p') over the held groups' classes.
+        let kl = (log_p0.exp() * (&log_p0 - &lp) * &keep).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 4.0;
+        let total = (movement + shortfall + kl).sum(Kind::Float);
         let grad = Tensor::run_backward(&[&total], &[&x], false, false).pop().unwrap();
-        // Adam, per code.
-        m = &m * 0.9 + &grad * 0.1;
-        v = &v * 0.999 + grad.square() * 0.001;
-        let mh = &m / (1.0 - 0.9f64.powi(step as i32));
-        let vh = &v / (1.0 - 0.999f64.powi(step as i32));
+        m1 = &m1 * b1 + &grad * (1.0 - b1);
+        m2 = &m2 * b2 + grad.square() * (1.0 - b2);
+        let step_size = &m1 / (1.0 - b1.powi(step as i32)) / ((&m2 / (1.0 - b2.powi(step as i32))).sqrt() + 1e-8) * lr;
         tch::no_grad(|| {
-            let _ = x.f_sub_(&(mh / (vh.sqrt() + 1e-8) * lr));
+            let _ = x.f_sub_(&step_size);
         });
     }
     x.detach()
@@ -164,7 +169,7 @@ pub fn apply(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, mode: Mode, zs: &
             let w1 = (a * &omega).sin() / &so;
             z * w0 + zs * w1
         }
-        Mode::Region => region(g, z, set, a, 150),
+        Mode::Region => region(g, z, &vec![set.to_vec(); z.size()[0] as usize], &vec![a; z.size()[0] as usize], 150),
         Mode::Shift => {
             let mut out = z.shallow_clone();
             for (i, &k) in set.iter().enumerate() {

@@ -268,7 +268,23 @@ impl Node for AttributeEdit {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(io.int("seed")? as u64);
         let _guard = tch::no_grad_guard();
         let mut out = Vec::new();
-        for (t, (_, set)) in targets.iter().enumerate() {
+        if mode == edit::Mode::Region {
+            // One batched optimisation for every target, sample and ratio (rows ordered target, sample, ratio).
+            let mut sets = Vec::new();
+            let mut row_ratios = Vec::new();
+            for (_, set) in &targets {
+                for _ in 0..n {
+                    for &a in &ratios {
+                        sets.push(set.clone());
+                        row_ratios.push(a);
+                    }
+                }
+            }
+            let rows = z.repeat_interleave_self_int(steps, 0, None).repeat([targets.len() as i64, 1]);
+            out.push(edit::region(&g, &rows, &sets, &row_ratios, 150));
+            ctx.progress(1, 1, "editing");
+        }
+        for (t, (_, set)) in targets.iter().enumerate().filter(|_| mode != edit::Mode::Region) {
             ctx.check_cancelled()?;
             let noise = |rng: &mut rand_chacha::ChaCha8Rng| if sample { Some(randn(rng, &[n, d]).to_device(ctx.device())) } else { None };
             let zs = edit::control_vectors(&g, set, n, noise(&mut rng).as_ref());
