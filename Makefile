@@ -2,6 +2,8 @@
 # libtorch goes into ~/.cache/subspace (scripts/install-libtorch.sh); .libtorch links to it for cargo.
 
 CARGO ?= cargo
+# libgomp busy-waits by default, which stalls libtorch when other processes share the cores.
+export OMP_WAIT_POLICY ?= PASSIVE
 RELEASE := target/release
 OUT ?= results
 

@@ -176,6 +176,10 @@ fn try_main() -> Result<()> {
 
 /// One progress bar per node that reports progress; a line per start, finish and failure.
 fn print_events(rx: crossbeam::channel::Receiver<Event>) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return print_plain_events(rx);
+    }
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({elapsed})").unwrap().progress_chars("=> ");
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
@@ -258,6 +262,27 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
+
+/// Progress as plain lines (logs, CI): starts, ends, failures, and every tenth of a node's progress.
+fn print_plain_events(rx: crossbeam::channel::Receiver<Event>) {
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for e in rx {
+        match e {
+            Event::NodeStarted { node, node_type } => eprintln!("{node:>14}: started ({node_type})"),
+            Event::NodeCached { node } => eprintln!("{node:>14}: cached"),
+            Event::NodeProgress { node, done, total, message } => {
+                let tenth = if total > 0 { done * 10 / total } else { 0 };
+                if last.insert(node.clone(), tenth) != Some(tenth) {
+                    eprintln!("{node:>14}: {done}/{total} {message}");
+                }
+            }
+            Event::NodeLog { node, message } => eprintln!("{node:>14}: {message}"),
+            Event::NodeFinished { node, seconds } => eprintln!("{node:>14}: done in {seconds:.2} s"),
+            Event::NodeFailed { node, error } => eprintln!("{node:>14}: FAILED: {error}"),
+            Event::NodeSkipped { node, because } => eprintln!("{node:>14}: skipped ({because})"),
+        }
+    }
 }
 
 fn value_json(v: &Value) -> serde_json::Value {
