@@ -14,6 +14,7 @@
 
 pub mod context;
 pub mod error;
+pub mod files;
 pub mod module;
 pub mod node;
 pub mod schema;

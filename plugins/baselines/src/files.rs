@@ -6,21 +6,7 @@ use std::path::{Path, PathBuf};
 use subspace_sdk::tch::{Device, Kind, Tensor};
 use subspace_sdk::{LabelSchema, NodeError, NodeResult};
 
-/// Writes a file atomically: `write` fills a temporary file in the same folder, which is then renamed over `path`.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<(), String>) -> NodeResult<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| NodeError::io(format!("cannot create {}: {e}", dir.display())))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(NodeError::io(format!("cannot write {}: {e}", path.display())));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        NodeError::io(format!("cannot move {} to {}: {e}", tmp.display(), path.display()))
-    })
-}
+pub use subspace_sdk::files::write_atomic;
 
 /// A class name usable as a file name (no separators, not hidden, not empty).
 fn file_safe(name: &str) -> NodeResult<()> {

@@ -10,6 +10,7 @@ use gauss::{class_aucs, Gaussians, Normalization};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use subspace_sdk::context::randn;
+use subspace_sdk::files::write_atomic;
 use subspace_sdk::tch::{self, Kind, Tensor};
 use subspace_sdk::*;
 
@@ -314,15 +315,6 @@ fn out_path(ctx: &Ctx<'_, '_>, file: &str) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { Path::new(ctx.out_dir()).join(p) }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder, then rename).
-fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<(), String>) -> NodeResult<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| NodeError::io(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    write(&tmp).map_err(|e| NodeError::io(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| NodeError::io(format!("cannot move {} to {}: {e}", tmp.display(), path.display())))
-}
 
 struct SaveFit;
 
