@@ -259,9 +259,7 @@ fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+    subspace_sdk::files::write_bytes_atomic(path, bytes).map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 /// Progress as plain lines (logs, CI): starts, ends, failures, and every tenth of a node's progress.

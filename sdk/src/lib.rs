@@ -10,7 +10,8 @@
 //! Writing a node is writing one [`Node`] impl; [`export_plugin!`] turns a list of them into a plugin and catches
 //! any panic inside the boundary, turning it into a [`NodeError`].
 //!
-//! This crate touches nothing outside the process: no files, no network.
+//! This crate touches nothing outside the process (no network) except through [`files`], the atomic-write helper
+//! nodes and the host use for every file they produce.
 
 pub mod context;
 pub mod error;

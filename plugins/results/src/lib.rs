@@ -37,7 +37,7 @@ fn out_path(io: &NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<PathBuf> {
 }
 
 fn write(path: &Path, bytes: &[u8], ctx: &Ctx<'_, '_>) -> NodeResult<String> {
-    files::atomic_write(path, bytes).map_err(|e| NodeError::io(format!("cannot write {}: {e}", path.display())).at("file"))?;
+    subspace_sdk::files::write_bytes_atomic(path, bytes).map_err(|e| e.at("file"))?;
     let shown = path.display().to_string();
     ctx.log(&format!("wrote {shown}"));
     Ok(shown)
