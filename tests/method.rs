@@ -135,6 +135,20 @@ fn edit_modes_and_multi_attribute_targets() {
     let both_no = p.get(1).narrow(1, 0, 1).gt(0.5).logical_and(&p.get(1).narrow(1, 2, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
     assert!(both_yes >= 0.8 && both_no >= 0.8, "two attributes at once: {both_yes}, {both_no}");
 
+    // spread truncates sampled control vectors toward the component mean: 0 gives the mean's edit, 1 does not.
+    let codes = |spread: f64, zs: &str| -> tch::Tensor {
+        let g = pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "spread", json!(spread)).set("edit", "zs", json!(zs)).out("edit.codes");
+        match run(&e, &g).output("edit", "codes") {
+            Some(Value::Latents(t)) => t.tensor(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mean = codes(1.0, "mean");
+    assert!(codes(0.0, "sample").allclose(&mean, 1e-5, 1e-5, false), "spread 0 should edit toward the component mean");
+    let (full, half) = (codes(1.0, "sample"), codes(0.5, "sample"));
+    let dist = |t: &tch::Tensor| (t - &mean).square().mean(tch::Kind::Float).double_value(&[]);
+    assert!(dist(&half) > 0.0 && dist(&half) < dist(&full), "spread 0.5 should lie between: {} vs {}", dist(&half), dist(&full));
+
     let bad = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.maybe")));
     match &bad.status["edit"] {
         NodeStatus::Failed { error } => {

@@ -247,6 +247,7 @@ impl Node for AttributeEdit {
         .param(ParamSpec::int("steps", 1, 1, 64, "columns of ratios from 0 to ratio"))
         .param(ParamSpec::choice("mode", "lerp", &["lerp", "slerp", "shift", "region"], "how z moves: lerp (the patent's), slerp, shift by the class difference, or region (least movement that makes the target likely, other groups held)"))
         .param(ParamSpec::choice("zs", "sample", &["sample", "mean"], "control vector: a sample of the component or its mean"))
+        .param(ParamSpec::float("spread", 1.0, 0.0, 1.0, "sampled zs: scale of the deviation from the component mean (1: the component itself; smaller: truncated toward its mean)"))
         .param(ParamSpec::int("seed", 0, 0, i64::MAX, "seed for sampled control vectors"))
         .output(PortSpec::new("codes", port::LATENTS, "second codes, ordered target, sample, ratio"))
         .output(PortSpec::new("layout", port::TEXT, "JSON: targets, samples, steps, ratios (for grids and evaluation)"))
@@ -261,6 +262,7 @@ impl Node for AttributeEdit {
         let targets = edit::parse_targets(&io.text("target")?, &g)?;
         let mode = edit::Mode::parse(&io.text("mode")?)?;
         let sample = io.text("zs")? == "sample";
+        let spread = io.float("spread")?;
         let steps = io.int("steps")?;
         let ratio = io.float("ratio")?;
         let ratios: Vec<f64> = if steps == 1 { vec![ratio] } else { (0..steps).map(|i| ratio * i as f64 / (steps - 1) as f64).collect() };
@@ -287,7 +289,7 @@ impl Node for AttributeEdit {
         }
         for (t, (_, set)) in targets.iter().enumerate().filter(|_| mode != edit::Mode::Region) {
             ctx.check_cancelled()?;
-            let noise = |rng: &mut rand_chacha::ChaCha8Rng| if sample { Some(randn(rng, &[n, d]).to_device(ctx.device())) } else { None };
+            let noise = |rng: &mut rand_chacha::ChaCha8Rng| if sample { Some(randn(rng, &[n, d]).to_device(ctx.device()) * spread) } else { None };
             let zs = edit::control_vectors(&g, set, n, noise(&mut rng).as_ref());
             let per_class: Vec<Tensor> = set.iter().map(|&k| edit::control_vectors(&g, &[k], n, noise(&mut rng).as_ref())).collect();
             let mut rows = Vec::new();
