@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 RELEASE := target/release
 OUT ?= results
 
-.PHONY: all setup build test demo compare bench nodes
+.PHONY: all setup build test demo compare bench nodes world
 
 all: build
 
@@ -36,3 +36,14 @@ bench: build
 
 nodes: build
 	$(RELEASE)/subspace nodes
+
+# Retrain the default world from scratch into $(WORLD) (about 70 minutes on 2 CPU cores; docs/DEFAULT_WORLD.md).
+# Not part of `make test`. WORLD=models/default replaces the shipped models.
+WORLD ?= target/world-work/retrained
+world: setup
+	$(CARGO) build --release -p subspace-world
+	$(RELEASE)/world train-generator --seed 1 --minutes 60 --out $(WORLD) --work target/world-work/gan-1-retrain
+	$(RELEASE)/world train-classifier --role fit --seed 1 --out $(WORLD)
+	$(RELEASE)/world train-classifier --role eval --seed 2 --out $(WORLD)
+	$(RELEASE)/world gates --models $(WORLD) --count 10000 --save $(WORLD)/gates.json
+	$(RELEASE)/world sheet --models $(WORLD) --out $(WORLD)/sheets
