@@ -95,11 +95,15 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
 
 /// Region edits (see [`Mode::Region`]) of many rows at once: row i of `z` (M x D) moves toward the classes in
 /// `sets[i]` with ratio `ratios[i]`. One batched optimisation: the per-row losses are independent.
-pub fn region(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], iterations: i64) -> Tensor {
-    tch::with_grad(|| region_inner(g, z, sets, ratios, iterations))
+/// `hold` weighs keeping the other groups' posteriors against moving less (default [`REGION_HOLD`]).
+pub fn region(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], hold: f64, iterations: i64) -> Tensor {
+    tch::with_grad(|| region_inner(g, z, sets, ratios, hold, iterations))
 }
 
-fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], iterations: i64) -> Tensor {
+/// The default weight of the held groups' KL term in a region edit.
+pub const REGION_HOLD: f64 = 4.0;
+
+fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], hold: f64, iterations: i64) -> Tensor {
     let (m, k) = (z.size()[0], g.k());
     let device = z.device();
     let cols = g.schema.columns();
@@ -135,7 +139,7 @@ fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], 
         let movement = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
         let shortfall = ((&wanted - logit(&lp)).relu().square() * &target).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
         // KL(p0 || p') over the held groups' classes.
-        let kl = (log_p0.exp() * (&log_p0 - &lp) * &keep).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 4.0;
+        let kl = (log_p0.exp() * (&log_p0 - &lp) * &keep).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * hold;
         let total = (movement + shortfall + kl).sum(Kind::Float);
         let grad = Tensor::run_backward(&[&total], &[&x], false, false).pop().unwrap();
         m1 = &m1 * b1 + &grad * (1.0 - b1);
@@ -169,7 +173,9 @@ pub fn apply(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, mode: Mode, zs: &
             let w1 = (a * &omega).sin() / &so;
             z * w0 + zs * w1
         }
-        Mode::Region => region(g, z, &vec![set.to_vec(); z.size()[0] as usize], &vec![a; z.size()[0] as usize], 150),
+        Mode::Region => {
+            region(g, z, &vec![set.to_vec(); z.size()[0] as usize], &vec![a; z.size()[0] as usize], REGION_HOLD, 150)
+        }
         Mode::Shift => {
             let mut out = z.shallow_clone();
             for (i, &k) in set.iter().enumerate() {

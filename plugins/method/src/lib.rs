@@ -247,6 +247,7 @@ impl Node for AttributeEdit {
         .param(ParamSpec::int("steps", 1, 1, 64, "columns of ratios from 0 to ratio"))
         .param(ParamSpec::choice("mode", "lerp", &["lerp", "slerp", "shift", "region"], "how z moves: lerp (the patent's), slerp, shift by the class difference, or region (least movement that makes the target likely, other groups held)"))
         .param(ParamSpec::choice("zs", "sample", &["sample", "mean"], "control vector: a sample of the component or its mean"))
+        .param(ParamSpec::float("hold", edit::REGION_HOLD, 0.0, 1000.0, "region mode: weight of keeping the other groups' component posteriors against moving less"))
         .param(ParamSpec::float("spread", 1.0, 0.0, 1.0, "sampled zs: scale of the deviation from the component mean (1: the component itself; smaller: truncated toward its mean)"))
         .param(ParamSpec::int("seed", 0, 0, i64::MAX, "seed for sampled control vectors"))
         .output(PortSpec::new("codes", port::LATENTS, "second codes, ordered target, sample, ratio"))
@@ -284,7 +285,7 @@ impl Node for AttributeEdit {
                 }
             }
             let rows = z.repeat_interleave_self_int(steps, 0, None).repeat([targets.len() as i64, 1]);
-            out.push(edit::region(&g, &rows, &sets, &row_ratios, 150));
+            out.push(edit::region(&g, &rows, &sets, &row_ratios, io.float("hold")?, 150));
             ctx.progress(1, 1, "editing");
         }
         for (t, (_, set)) in targets.iter().enumerate().filter(|_| mode != edit::Mode::Region) {

@@ -153,6 +153,18 @@ pub fn at_budget(points: &[serde_json::Value], budget: f64) -> Option<AtBudget> 
     Some(AtBudget { budget, success: last.1, leakage: last.2, leakage_max: last.3, capped: budget > last.0 })
 }
 
+/// "at least as good" = success within 0.02 and leakage within 0.01 of the baseline's, or better; "worse" = lower
+/// success and more leakage beyond those margins; otherwise "trade-off".
+fn verdict(success: f64, leakage: f64, base_success: f64, base_leakage: f64) -> &'static str {
+    if success >= base_success - 0.02 && leakage <= base_leakage + 0.01 {
+        "at least as good"
+    } else if success < base_success - 0.02 && leakage > base_leakage + 0.01 {
+        "worse"
+    } else {
+        "trade-off"
+    }
+}
+
 /// Compares methods' EditScore reports at matched picture movement. The first report is the one judged
 /// ("ours"); the others are the baselines.
 pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_json::Value, String, Vec<(String, Vec<[f64; 2]>, Vec<String>)>), NodeError> {
@@ -167,6 +179,8 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
     let mid = budgets.len() / 2;
     let mut scatter: Vec<(String, Vec<[f64; 2]>, Vec<String>)> = methods.iter().map(|m| (m.clone(), vec![], vec![])).collect();
     let mut verdicts = serde_json::Map::new();
+    // Middle-budget points per target, for the per-group summary.
+    let mut mids: Vec<Vec<Option<AtBudget>>> = Vec::new();
     for target in &targets {
         let mut row = serde_json::Map::new();
         let mut at_mid: Vec<Option<AtBudget>> = Vec::new();
@@ -198,13 +212,63 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
             let mut v = serde_json::Map::new();
             for (mi, b) in at_mid.iter().enumerate().skip(1) {
                 if let Some(b) = b {
-                    let ok = ours.success >= b.success - 0.02 && ours.leakage <= b.leakage + 0.01;
-                    v.insert(methods[mi].clone(), serde_json::json!(if ok { "at least as good" } else if ours.success < b.success - 0.02 && ours.leakage > b.leakage + 0.01 { "worse" } else { "trade-off" }));
+                    v.insert(methods[mi].clone(), verdict(ours.success, ours.leakage, b.success, b.leakage).into());
                 }
             }
             verdicts.insert(target.clone(), v.into());
         }
+        mids.push(at_mid);
         per_class.insert(target.clone(), row.into());
+    }
+    // Per attribute group (the part of a target before its '.'): class means at the middle budget.
+    let mut groups: Vec<String> = Vec::new();
+    for t in &targets {
+        let g = t.split('.').next().unwrap_or(t).to_string();
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut per_group = serde_json::Map::new();
+    let mut group_md = format!(
+        "\nPer attribute group at movement {} (mean over its classes; success / mean leakage; verdict of {} against each baseline):\n\n| group | {} | verdict |\n|---|{}---|\n",
+        budgets[mid],
+        methods[0],
+        methods.join(" | "),
+        "---|".repeat(methods.len())
+    );
+    for g in &groups {
+        let rows: Vec<usize> = (0..targets.len()).filter(|&i| targets[i].split('.').next() == Some(g.as_str())).collect();
+        let mean: Vec<Option<(f64, f64)>> = (0..methods.len())
+            .map(|mi| {
+                let pts: Vec<&AtBudget> = rows.iter().filter_map(|&i| mids[i].get(mi).and_then(|a| a.as_ref())).collect();
+                (pts.len() == rows.len() && !pts.is_empty()).then(|| {
+                    let n = pts.len() as f64;
+                    (pts.iter().map(|a| a.success).sum::<f64>() / n, pts.iter().map(|a| a.leakage).sum::<f64>() / n)
+                })
+            })
+            .collect();
+        let mut v = serde_json::Map::new();
+        let mut short = Vec::new();
+        if let Some((os, ol)) = mean[0] {
+            for (mi, b) in mean.iter().enumerate().skip(1) {
+                if let Some((bs, bl)) = b {
+                    let word = verdict(os, ol, *bs, *bl);
+                    if word != "at least as good" {
+                        short.push(format!("{word} vs {}", methods[mi]));
+                    }
+                    v.insert(methods[mi].clone(), word.into());
+                }
+            }
+        }
+        let cells: Vec<String> = mean.iter().map(|m| m.map_or("-".into(), |(s, l)| format!("{s:.2} / {l:.3}"))).collect();
+        let summary = if short.is_empty() { "at least as good as every baseline".to_string() } else { short.join("; ") };
+        group_md += &format!("| {g} | {} | {summary} |\n", cells.join(" | "));
+        let means: serde_json::Map<String, serde_json::Value> = methods
+            .iter()
+            .zip(&mean)
+            .filter_map(|(m, x)| x.map(|(s, l)| (m.clone(), serde_json::json!({"success": s, "leakage": l}))))
+            .collect();
+        per_group.insert(g.clone(), serde_json::json!({"classes": rows.len(), "means": means, "verdicts": v}));
     }
     let mut md = String::new();
     for (bi, b) in budgets.iter().enumerate() {
@@ -228,6 +292,7 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
         md += &format!("| {target} | {} |\n", cells.join(" | "));
     }
     md += "\n`*`: the method never moved the picture that far; its largest edit is shown.\n";
+    md += &group_md;
     let summary: Vec<serde_json::Value> = methods
         .iter()
         .enumerate()
@@ -240,6 +305,47 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
             serde_json::json!({"method": m, "budgets": per})
         })
         .collect();
-    let report = serde_json::json!({"budgets": budgets, "methods": methods, "summary": summary, "per_class": per_class, "verdicts_at_middle_budget": verdicts});
+    let report = serde_json::json!({"budgets": budgets, "methods": methods, "summary": summary, "per_class": per_class, "verdicts_at_middle_budget": verdicts, "per_group_at_middle_budget": per_group});
     Ok((report, md, scatter))
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A report whose every target moves linearly from (0, 0, 0) to (movement 0.2, success s, leakage l).
+    fn report(method: &str, classes: &[(&str, f64, f64)]) -> serde_json::Value {
+        let targets: Vec<_> = classes
+            .iter()
+            .map(|(t, s, l)| json!({"target": t, "points": [
+                {"movement": 0.0, "success": 0.0, "leakage": 0.0, "leakage_max": 0.0},
+                {"movement": 0.2, "success": s, "leakage": l, "leakage_max": l * 2.0},
+            ]}))
+            .collect();
+        json!({"method": method, "targets": targets})
+    }
+
+    #[test]
+    fn interpolates_at_budgets_and_judges_classes_and_groups() {
+        let ours = report("ours", &[("hair.red", 0.8, 0.1), ("hair.black", 0.6, 0.1), ("smile.yes", 1.0, 0.4)]);
+        let base = report("base", &[("hair.red", 0.4, 0.1), ("hair.black", 0.8, 0.02), ("smile.yes", 0.8, 0.1)]);
+        let (r, md, scatter) = compare(&[ours, base], &[0.05, 0.1, 0.3]).unwrap();
+        // Halfway along the curve at movement 0.1; beyond the largest edit the last point, marked capped.
+        let red = &r["per_class"]["hair.red"]["ours"];
+        assert!((red[1]["success"].as_f64().unwrap() - 0.4).abs() < 1e-9 && (red[1]["leakage"].as_f64().unwrap() - 0.05).abs() < 1e-9);
+        assert_eq!(red[2]["capped"], true);
+        assert_eq!(red[1]["capped"], false);
+        let v = &r["verdicts_at_middle_budget"];
+        assert_eq!(v["hair.red"]["base"], "at least as good");
+        assert_eq!(v["hair.black"]["base"], "worse");
+        assert_eq!(v["smile.yes"]["base"], "trade-off");
+        // Groups average their classes: hair (0.35, 0.05) against (0.3, 0.03) is a trade-off.
+        let hair = &r["per_group_at_middle_budget"]["hair"];
+        assert_eq!(hair["classes"], 2);
+        assert!((hair["means"]["ours"]["success"].as_f64().unwrap() - 0.35).abs() < 1e-9);
+        assert_eq!(hair["verdicts"]["base"], "trade-off");
+        assert!(md.contains("| hair | 0.35 / 0.050 | 0.30 / 0.030 | trade-off vs base |"), "{md}");
+        assert_eq!(scatter[0].1.len(), 3);
+    }
 }
