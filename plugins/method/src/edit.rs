@@ -101,7 +101,7 @@ pub fn region(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], ho
 }
 
 /// The default weight of the held groups' KL term in a region edit.
-pub const REGION_HOLD: f64 = 4.0;
+pub const REGION_HOLD: f64 = 64.0;
 
 fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], hold: f64, iterations: i64) -> Tensor {
     let (m, k) = (z.size()[0], g.k());
