@@ -345,7 +345,9 @@ impl Role {
     }
     pub fn architecture(self) -> &'static str {
         match self {
-            Role::Fit => "4x[conv3x3+batchnorm+relu+maxpool] (32,64,96,128) -> linear 2048->13",
+            Role::Fit => {
+                "conv4x4/2+batchnorm+relu, 3x[conv3x3+batchnorm+relu+avgpool2] (32,48,96,128) -> linear 2048->13"
+            }
             Role::Eval => "conv5x5/2 + 3x[conv3x3/2] leaky-relu (24,48,96,128) -> linear 2048->128 -> linear 128->13",
         }
     }
@@ -361,10 +363,16 @@ impl Classifier {
     pub fn new(p: &nn::Path, role: Role) -> Classifier {
         match role {
             Role::Fit => {
-                let widths = [3, 32, 64, 96, 128];
-                let cfg = nn::ConvConfig { padding: 1, ..Default::default() };
-                let convs =
-                    (0..4).map(|i| nn::conv2d(p / format!("conv{}", i + 1), widths[i], widths[i + 1], 3, cfg)).collect();
+                // The first layer halves the resolution: full-resolution layers made labelling 3x slower than
+                // rendering, and labelling runs on every sampled code and in GMMFit's render-relabel term.
+                let widths = [3, 32, 48, 96, 128];
+                let convs = (0..4)
+                    .map(|i| {
+                        let (k, stride) = if i == 0 { (4, 2) } else { (3, 1) };
+                        let cfg = nn::ConvConfig { stride, padding: 1, ..Default::default() };
+                        nn::conv2d(p / format!("conv{}", i + 1), widths[i], widths[i + 1], k, cfg)
+                    })
+                    .collect();
                 let bns = (0..4)
                     .map(|i| nn::batch_norm2d(p / format!("bn{}", i + 1), widths[i + 1], Default::default()))
                     .collect();
@@ -391,8 +399,11 @@ impl Classifier {
         match self {
             Classifier::Fit { convs, bns, head } => {
                 let mut h = x.shallow_clone();
-                for (c, bn) in convs.iter().zip(bns) {
-                    h = h.apply(c).apply_t(bn, train).relu().max_pool2d_default(2);
+                for (i, (c, bn)) in convs.iter().zip(bns).enumerate() {
+                    h = h.apply(c).apply_t(bn, train).relu();
+                    if i > 0 {
+                        h = h.avg_pool2d_default(2);
+                    }
                 }
                 h.reshape([-1, 128 * 16]).apply(head)
             }

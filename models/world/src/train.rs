@@ -41,6 +41,9 @@ pub struct GanConfig {
     pub steps: Option<u64>,
     pub batch: i64,
     pub lr: f64,
+    /// When set, the learning rate stays at `lr` for the first half of the run and then falls linearly to this
+    /// value at its end (the run's end is `steps` when given, otherwise the wall-clock budget).
+    pub lr_final: Option<f64>,
     pub ema_decay: f64,
     pub out: PathBuf,
     /// Checkpoints and progress sheets.
@@ -69,6 +72,7 @@ impl GanConfig {
             steps: None,
             batch: 64,
             lr: 2e-4,
+            lr_final: None,
             ema_decay: 0.999,
             out: out.to_path_buf(),
             work: PathBuf::from("target/world-work").join(format!("gan-{seed}")),
@@ -170,6 +174,15 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
         if start.elapsed().as_secs_f64() >= budget {
             break;
         }
+        if let Some(lr_final) = cfg.lr_final {
+            let progress = match cfg.steps {
+                Some(max) => (step - steps_at_start) as f64 / (max - steps_at_start).max(1) as f64,
+                None => start.elapsed().as_secs_f64() / budget,
+            };
+            let lr = cfg.lr + (lr_final - cfg.lr) * ((progress - 0.5) * 2.0).clamp(0.0, 1.0);
+            opt_g.set_lr(lr);
+            opt_d.set_lr(lr);
+        }
         let bytes = data.recv().context("renderer thread stopped")?;
         let real = nets::bytes_to_unit(&bytes, cfg.batch) * 2.0 - 1.0;
 
@@ -228,10 +241,10 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
 
     if cfg.export {
         let details = serde_json::json!({
-            "batch": cfg.batch, "lr": cfg.lr, "betas": [0.0, 0.99], "loss": "hinge",
+            "batch": cfg.batch, "lr": cfg.lr, "lr_final": cfg.lr_final, "betas": [0.0, 0.99], "loss": "hinge",
             "discriminator": "spectral norm (1 power iteration per step), leaky ReLU 0.2, minibatch stddev (groups of 4)",
             "pack": cfg.pack, "fresh_discriminator_on_resume": cfg.fresh_discriminator, "reset_ema_on_resume": cfg.reset_ema,
-            "generator": "fc 64->4096, 4x transposed conv 4x4/2 (256,128,64,32,3), pixel norm + ReLU, tanh",
+            "generator": "fc 64->4096, 4x transposed conv 4x4/2 (256,128,64,32,3), batch norm (folded into the weights at export) + ReLU, tanh",
             "ema_decay": cfg.ema_decay, "exported": "EMA of the generator weights",
             "generator_params": gp, "discriminator_params": dp,
             "final_d_loss": last_d, "final_g_loss": last_g,
@@ -336,7 +349,7 @@ impl ClassifierConfig {
         ClassifierConfig {
             role,
             seed,
-            minutes: 4.0,
+            minutes: 8.0,
             steps: if role == Role::Fit { 700 } else { 1000 },
             batch: 64,
             lr: 1e-3,

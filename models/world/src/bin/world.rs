@@ -45,6 +45,13 @@ enum Cmd {
         steps: Option<u64>,
         #[arg(long, default_value_t = 64)]
         batch: i64,
+        /// Adam learning rate of both networks.
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f64,
+        /// Let the learning rate fall linearly from --lr to this over the second half of the run (default: flat;
+        /// a from-scratch run falling to 5e-5 lost hair-colour diversity, see docs/DEFAULT_WORLD.md).
+        #[arg(long)]
+        lr_final: Option<f64>,
         #[arg(long, default_value = "models/default")]
         out: PathBuf,
         /// Checkpoints and progress sheets (default target/world-work/gan-SEED).
@@ -86,7 +93,7 @@ enum Cmd {
         #[arg(long)]
         steps: Option<u64>,
         /// Wall-clock cap in minutes.
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = 8.0)]
         minutes: f64,
         #[arg(long, default_value = "models/default")]
         out: PathBuf,
@@ -127,9 +134,24 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Render { count, seed, out } => render_cmd(count, seed, &out),
-        Cmd::TrainGenerator { seed, minutes, steps, batch, out, work, resume, pack, fresh_discriminator, reset_ema } => {
+        Cmd::TrainGenerator {
+            seed,
+            minutes,
+            steps,
+            batch,
+            lr,
+            lr_final,
+            out,
+            work,
+            resume,
+            pack,
+            fresh_discriminator,
+            reset_ema,
+        } => {
             let mut cfg = train::GanConfig::new(seed, minutes, &out);
             cfg.steps = steps;
+            cfg.lr = lr;
+            cfg.lr_final = lr_final;
             cfg.batch = batch;
             cfg.resume = resume;
             cfg.pack = pack;
