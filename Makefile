@@ -40,9 +40,11 @@ nodes: build
 # Retrain the default world from scratch into $(WORLD) (about 70 minutes on 2 CPU cores; docs/DEFAULT_WORLD.md).
 # Not part of `make test`. WORLD=models/default replaces the shipped models.
 WORLD ?= target/world-work/retrained
+# cuda: train the generator on a GPU (the renderer then runs in 8 threads).
+WORLD_DEVICE ?= cpu
 world: setup
 	$(CARGO) build --release -p subspace-world
-	$(RELEASE)/world train-generator --seed 1 --minutes 60 --out $(WORLD) --work target/world-work/gan-1-retrain
+	$(RELEASE)/world train-generator --seed 1 --minutes 60 --device $(WORLD_DEVICE) --render-threads $(if $(filter cpu,$(WORLD_DEVICE)),1,8) --out $(WORLD) --work target/world-work/gan-1-retrain
 	$(RELEASE)/world train-classifier --role fit --seed 1 --out $(WORLD)
 	$(RELEASE)/world train-classifier --role eval --seed 2 --out $(WORLD)
 	$(RELEASE)/world sheet --models $(WORLD) --out $(WORLD)/sheets

@@ -27,23 +27,34 @@ pub struct Models {
     pub fit_meta: ClassifierMeta,
     pub eval: CModule,
     pub eval_meta: ClassifierMeta,
+    /// Where the modules run (the gates' codes are drawn there too).
+    pub device: Device,
 }
 
 pub fn load_module(path: &Path) -> Result<CModule> {
-    let mut m = CModule::load_on_device(path, Device::Cpu).with_context(|| format!("loading {}", path.display()))?;
+    load_module_on(path, Device::Cpu)
+}
+
+pub fn load_module_on(path: &Path, device: Device) -> Result<CModule> {
+    let mut m = CModule::load_on_device(path, device).with_context(|| format!("loading {}", path.display()))?;
     m.set_eval();
     Ok(m)
 }
 
 impl Models {
     pub fn load(dir: &Path) -> Result<Models> {
+        Models::load_on(dir, Device::Cpu)
+    }
+
+    pub fn load_on(dir: &Path, device: Device) -> Result<Models> {
         Ok(Models {
-            generator: load_module(&dir.join("generator.pt"))?,
+            generator: load_module_on(&dir.join("generator.pt"), device)?,
             generator_meta: meta::read_json(&dir.join("generator.json"))?,
-            fit: load_module(&dir.join("classifier-fit.pt"))?,
+            fit: load_module_on(&dir.join("classifier-fit.pt"), device)?,
             fit_meta: meta::read_json(&dir.join("classifier-fit.json"))?,
-            eval: load_module(&dir.join("classifier-eval.pt"))?,
+            eval: load_module_on(&dir.join("classifier-eval.pt"), device)?,
             eval_meta: meta::read_json(&dir.join("classifier-eval.json"))?,
+            device,
         })
     }
 
@@ -92,7 +103,7 @@ pub fn measure(models: &Models, samples: usize, renders: usize, seed: u64) -> Re
     let mut classifiers = Vec::new();
     for (name, m) in [("fit", &models.fit), ("eval", &models.eval)] {
         let acc = train::accuracy_on_renders(
-            |x| Ok(m.forward_ts(&[x])?),
+            |x| Ok(m.forward_ts(&[x.to_device(models.device)])?.to_device(Device::Cpu)),
             train::seed_stream(seed, TAG_GATES),
             renders,
         )?;
@@ -106,7 +117,7 @@ pub fn measure(models: &Models, samples: usize, renders: usize, seed: u64) -> Re
     let mut done = 0;
     while done < samples {
         let b = (samples - done).min(500) as i64;
-        let z = Tensor::randn([b, nets::LATENT_DIM], (Kind::Float, Device::Cpu));
+        let z = Tensor::randn([b, nets::LATENT_DIM], (Kind::Float, models.device));
         let x = models.generate_unit(&z)?;
         fit_all.push(tch::no_grad(|| models.fit.forward_ts(&[&x]))?);
         eval_all.push(tch::no_grad(|| models.eval.forward_ts(&[&x]))?);

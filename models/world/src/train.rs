@@ -62,6 +62,12 @@ pub struct GanConfig {
     pub fresh_discriminator: bool,
     /// On resume: restart the weight average from the current generator.
     pub reset_ema: bool,
+    /// Where the networks train (the export is always traced on the CPU).
+    pub device: Device,
+    /// Threads rendering training batches (1 keeps the CPU runs' exact data order; a GPU needs several).
+    pub render_threads: usize,
+    /// Keep a copy of the weight average every N steps (a multiple of `checkpoint_every`) in `work/snapshots`.
+    pub snapshot_every: Option<u64>,
 }
 
 impl GanConfig {
@@ -84,6 +90,9 @@ impl GanConfig {
             pack: 4,
             fresh_discriminator: false,
             reset_ema: false,
+            device: Device::Cpu,
+            render_threads: 1,
+            snapshot_every: None,
         }
     }
 }
@@ -98,28 +107,48 @@ pub struct GanReport {
     pub discriminator_params: i64,
 }
 
-/// A background thread rendering batches of training images from a seed stream, in order.
-fn spawn_renderer(mut rng: ChaCha8Rng, batch: usize) -> std::sync::mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = sync_channel::<Vec<u8>>(3);
-    std::thread::spawn(move || {
-        let mut img = [0u8; IMAGE_BYTES];
-        loop {
-            let mut bytes = vec![0u8; batch * IMAGE_BYTES];
-            for i in 0..batch {
-                render::render_into(rng.gen(), &mut img);
-                bytes[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES].copy_from_slice(&img);
-            }
-            if tx.send(bytes).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+/// Background threads rendering batches of training images, received in a fixed order: thread i renders batches
+/// i, i + threads, ... from its own seed stream (with one thread, the stream `rng` itself).
+struct Renderer {
+    queues: Vec<std::sync::mpsc::Receiver<Vec<u8>>>,
+    next: usize,
+}
+
+impl Renderer {
+    fn spawn(seed: u64, tag: u64, batch: usize, threads: usize) -> Renderer {
+        let queues = (0..threads.max(1))
+            .map(|i| {
+                let mut rng = if i == 0 { seed_stream(seed, tag) } else { seed_stream(seed, tag + 0x100 * i as u64) };
+                let (tx, rx) = sync_channel::<Vec<u8>>(3);
+                std::thread::spawn(move || {
+                    let mut img = [0u8; IMAGE_BYTES];
+                    loop {
+                        let mut bytes = vec![0u8; batch * IMAGE_BYTES];
+                        for i in 0..batch {
+                            render::render_into(rng.gen(), &mut img);
+                            bytes[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES].copy_from_slice(&img);
+                        }
+                        if tx.send(bytes).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        Renderer { queues, next: 0 }
+    }
+
+    fn recv(&mut self) -> Result<Vec<u8>> {
+        let bytes = self.queues[self.next].recv().context("renderer thread stopped")?;
+        self.next = (self.next + 1) % self.queues.len();
+        Ok(bytes)
+    }
 }
 
 pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
     tch::manual_seed(cfg.seed as i64);
-    let dev = Device::Cpu;
+    let dev = cfg.device;
     let mut g_vs = nn::VarStore::new(dev);
     let g = Generator::new(&g_vs.root());
     let mut ema_vs = nn::VarStore::new(dev);
@@ -128,6 +157,9 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
     let mut d_vs = nn::VarStore::new(dev);
     ensure!(cfg.batch % (cfg.pack * MBSTD_GROUP) == 0, "batch must be a multiple of pack x {MBSTD_GROUP}");
     let mut d = Discriminator::new(&d_vs.root(), cfg.pack);
+    if let Some(n) = cfg.snapshot_every {
+        ensure!(n > 0 && n % cfg.checkpoint_every == 0, "snapshot_every {n} must be a multiple of {}", cfg.checkpoint_every);
+    }
     let (mut step, mut prior_minutes) = (0u64, 0.0f64);
     if cfg.resume {
         g_vs.load(cfg.work.join("g.safetensors"))?;
@@ -154,7 +186,7 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
     std::fs::create_dir_all(&cfg.work).with_context(|| format!("creating {}", cfg.work.display()))?;
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let fixed_z = Tensor::randn([64, LATENT_DIM], (Kind::Float, dev));
-    let data = spawn_renderer(seed_stream(cfg.seed ^ step, TAG_GAN_DATA), cfg.batch as usize);
+    let mut data = Renderer::spawn(cfg.seed ^ step, TAG_GAN_DATA, cfg.batch as usize, cfg.render_threads);
     let mut losses = String::from("step,seconds,d_loss,g_loss,d_real,d_fake\n");
     if cfg.resume {
         losses = std::fs::read_to_string(cfg.out.join("generator-losses.csv")).unwrap_or(losses);
@@ -183,8 +215,8 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
             opt_g.set_lr(lr);
             opt_d.set_lr(lr);
         }
-        let bytes = data.recv().context("renderer thread stopped")?;
-        let real = nets::bytes_to_unit(&bytes, cfg.batch) * 2.0 - 1.0;
+        let bytes = data.recv()?;
+        let real = nets::bytes_to_unit(&bytes, cfg.batch).to_device(dev) * 2.0 - 1.0;
 
         // Discriminator step (real and fake in one batch, so one power iteration per step). The same fakes, with
         // their graph, then serve the generator step, as in the reference DCGAN loop.
@@ -228,6 +260,12 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
             let minutes = prior_minutes + start.elapsed().as_secs_f64() / 60.0;
             checkpoint(cfg, &g_vs, &ema_vs, &d_vs, &g_ema, &fixed_z, step, minutes)?;
             meta::write_atomic(&cfg.out.join("generator-losses.csv"), losses.as_bytes())?;
+            if cfg.snapshot_every.is_some_and(|n| step % n == 0) {
+                // A copy of the weight average only: exporting here would reseed the RNG and change the run.
+                let dir = cfg.work.join("snapshots");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::copy(cfg.work.join("g_ema.safetensors"), dir.join(format!("g_ema-{step:06}.safetensors")))?;
+            }
         }
     }
     if n_acc > 0.0 {
@@ -248,9 +286,11 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
             "ema_decay": cfg.ema_decay, "exported": "EMA of the generator weights",
             "generator_params": gp, "discriminator_params": dp,
             "final_d_loss": last_d, "final_g_loss": last_g,
-            "resumed": cfg.resume,
+            "resumed": cfg.resume, "device": format!("{dev:?}"),
         });
-        export_generator(&g_ema, &cfg.out, cfg.seed, step, minutes, cfg.calibration, Some(details))?;
+        // Traced on the CPU from the checkpoint just written, so the module loads anywhere whatever the device.
+        let ckpt = cfg.work.join("g_ema.safetensors");
+        export_generator_checkpoint(&ckpt, &cfg.out, cfg.seed, step, minutes, cfg.calibration, Some(details))?;
     }
     Ok(GanReport { steps: step, minutes, d_loss: last_d, g_loss: last_g, generator_params: gp, discriminator_params: dp })
 }
@@ -269,7 +309,7 @@ fn checkpoint(
     g_vs.save(cfg.work.join("g.safetensors"))?;
     ema_vs.save(cfg.work.join("g_ema.safetensors"))?;
     d_vs.save(cfg.work.join("d.safetensors"))?;
-    g_ema.calibrate(&Tensor::randn([512, LATENT_DIM], (Kind::Float, Device::Cpu)));
+    g_ema.calibrate(&Tensor::randn([512, LATENT_DIM], (Kind::Float, fixed_z.device())));
     let imgs = tch::no_grad(|| (g_ema.forward(fixed_z, BnMode::Eval) + 1.0) / 2.0);
     let tiles = nets::unit_to_bytes(&imgs);
     let grid = sheet::grid(&tiles, 8, 1);
@@ -320,11 +360,19 @@ pub fn export_generator(
 }
 
 /// Re-exports a generator from a checkpoint (e.g. `target/world-work/gan-1/g_ema.safetensors`).
-pub fn export_generator_checkpoint(ckpt: &Path, out: &Path, seed: u64, steps: u64, minutes: f64) -> Result<()> {
+pub fn export_generator_checkpoint(
+    ckpt: &Path,
+    out: &Path,
+    seed: u64,
+    steps: u64,
+    minutes: f64,
+    calibration: i64,
+    details: Option<serde_json::Value>,
+) -> Result<()> {
     let mut vs = nn::VarStore::new(Device::Cpu);
     let g = Generator::new(&vs.root());
     vs.load(ckpt).with_context(|| format!("loading {}", ckpt.display()))?;
-    export_generator(&g, out, seed, steps, minutes, 4096, None)
+    export_generator(&g, out, seed, steps, minutes, calibration, details)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -20,10 +20,13 @@ fn generator_training_smoke() {
     cfg.work = out.join("work");
     cfg.checkpoint_every = 1;
     cfg.calibration = 256;
+    cfg.render_threads = 2;
+    cfg.snapshot_every = Some(2);
     let r = train::train_generator(&cfg).unwrap();
     assert_eq!(r.steps, 2);
     assert!(r.d_loss.is_finite() && r.g_loss.is_finite());
     assert!(out.join("generator.json").exists() && out.join("work/sheet-000002.png").exists());
+    assert!(out.join("work/snapshots/g_ema-000002.safetensors").exists());
     let g = gates::load_module(&out.join("generator.pt")).unwrap();
     let x = tch::no_grad(|| g.forward_ts(&[Tensor::randn([3, 64], (Kind::Float, Device::Cpu))])).unwrap();
     assert_eq!(x.size(), [3, 3, 64, 64]);

@@ -153,12 +153,14 @@ pub fn at_budget(points: &[serde_json::Value], budget: f64) -> Option<AtBudget> 
     Some(AtBudget { budget, success: last.1, leakage: last.2, leakage_max: last.3, capped: budget > last.0 })
 }
 
-/// "at least as good" = success within 0.02 and leakage within 0.01 of the baseline's, or better; "worse" = lower
-/// success and more leakage beyond those margins; otherwise "trade-off".
+/// Judged on two axes with margins (success 0.02, leakage 0.01): "at least as good" = worse on neither; "worse" =
+/// worse on at least one and better on neither; "trade-off" = better on one, worse on the other.
 fn verdict(success: f64, leakage: f64, base_success: f64, base_leakage: f64) -> &'static str {
-    if success >= base_success - 0.02 && leakage <= base_leakage + 0.01 {
+    let (worse_s, better_s) = (success < base_success - 0.02, success > base_success + 0.02);
+    let (worse_l, better_l) = (leakage > base_leakage + 0.01, leakage < base_leakage - 0.01);
+    if !worse_s && !worse_l {
         "at least as good"
-    } else if success < base_success - 0.02 && leakage > base_leakage + 0.01 {
+    } else if !better_s && !better_l {
         "worse"
     } else {
         "trade-off"
@@ -328,8 +330,8 @@ mod compare_tests {
 
     #[test]
     fn interpolates_at_budgets_and_judges_classes_and_groups() {
-        let ours = report("ours", &[("hair.red", 0.8, 0.1), ("hair.black", 0.6, 0.1), ("smile.yes", 1.0, 0.4)]);
-        let base = report("base", &[("hair.red", 0.4, 0.1), ("hair.black", 0.8, 0.02), ("smile.yes", 0.8, 0.1)]);
+        let ours = report("ours", &[("hair.red", 0.8, 0.1), ("hair.black", 0.6, 0.1), ("smile.yes", 1.0, 0.4), ("glasses.yes", 0.8, 0.2)]);
+        let base = report("base", &[("hair.red", 0.4, 0.1), ("hair.black", 0.8, 0.02), ("smile.yes", 0.8, 0.1), ("glasses.yes", 0.8, 0.1)]);
         let (r, md, scatter) = compare(&[ours, base], &[0.05, 0.1, 0.3]).unwrap();
         // Halfway along the curve at movement 0.1; beyond the largest edit the last point, marked capped.
         let red = &r["per_class"]["hair.red"]["ours"];
@@ -340,12 +342,14 @@ mod compare_tests {
         assert_eq!(v["hair.red"]["base"], "at least as good");
         assert_eq!(v["hair.black"]["base"], "worse");
         assert_eq!(v["smile.yes"]["base"], "trade-off");
+        // Equal success (within the margin) and more leakage is worse, not a trade-off.
+        assert_eq!(v["glasses.yes"]["base"], "worse");
         // Groups average their classes: hair (0.35, 0.05) against (0.3, 0.03) is a trade-off.
         let hair = &r["per_group_at_middle_budget"]["hair"];
         assert_eq!(hair["classes"], 2);
         assert!((hair["means"]["ours"]["success"].as_f64().unwrap() - 0.35).abs() < 1e-9);
         assert_eq!(hair["verdicts"]["base"], "trade-off");
         assert!(md.contains("| hair | 0.35 / 0.050 | 0.30 / 0.030 | trade-off vs base |"), "{md}");
-        assert_eq!(scatter[0].1.len(), 3);
+        assert_eq!(scatter[0].1.len(), 4); // one point per class
     }
 }

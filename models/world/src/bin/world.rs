@@ -69,6 +69,16 @@ enum Cmd {
         /// With --resume: restart the exported weight average from the current generator.
         #[arg(long)]
         reset_ema: bool,
+        /// Device to train on: cpu, cuda, cuda:N (the exported module is traced on the CPU either way).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Threads rendering training batches (1 reproduces the CPU runs' data order; use several on a GPU).
+        #[arg(long, default_value_t = 1)]
+        render_threads: usize,
+        /// Keep the weight average every N steps (a multiple of 250) as WORK/snapshots/g_ema-STEP.safetensors, to
+        /// pick a stopping point by the gates (export one with export-generator).
+        #[arg(long)]
+        snapshot_every: Option<u64>,
     },
     /// Re-export generator.pt / generator.json from a training checkpoint (g_ema.safetensors).
     ExportGenerator {
@@ -116,6 +126,9 @@ enum Cmd {
         /// Also write the JSON report to this file.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Device for the models: cpu, cuda, cuda:N (codes drawn on a GPU differ from the CPU's for the same seed).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Write 8x8 sheets of renders and of generated faces.
     Sheet {
@@ -147,6 +160,9 @@ fn main() -> Result<()> {
             pack,
             fresh_discriminator,
             reset_ema,
+            device,
+            render_threads,
+            snapshot_every,
         } => {
             let mut cfg = train::GanConfig::new(seed, minutes, &out);
             cfg.steps = steps;
@@ -157,6 +173,9 @@ fn main() -> Result<()> {
             cfg.pack = pack;
             cfg.fresh_discriminator = fresh_discriminator;
             cfg.reset_ema = reset_ema;
+            cfg.device = parse_device(&device)?;
+            cfg.render_threads = render_threads;
+            cfg.snapshot_every = snapshot_every;
             if let Some(w) = work {
                 cfg.work = w;
             }
@@ -165,7 +184,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ExportGenerator { checkpoint, seed, steps, minutes, out } => {
-            train::export_generator_checkpoint(&checkpoint, &out, seed, steps, minutes)
+            train::export_generator_checkpoint(&checkpoint, &out, seed, steps, minutes, 4096, None)
         }
         Cmd::TrainClassifier { role, seed, steps, minutes, out } => {
             let role = match role {
@@ -180,8 +199,8 @@ fn main() -> Result<()> {
             train::train_classifier(&cfg)?;
             Ok(())
         }
-        Cmd::Gates { models, count, renders, seed, json, save } => {
-            let m = gates::Models::load(&models)?;
+        Cmd::Gates { models, count, renders, seed, json, save, device } => {
+            let m = gates::Models::load_on(&models, parse_device(&device)?)?;
             let r = gates::measure(&m, count, renders, seed)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -211,6 +230,23 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `cpu`, `cuda` or `cuda:N`; a CUDA device must be present.
+fn parse_device(s: &str) -> Result<Device> {
+    let d = match s {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => Device::Cuda(n),
+            None => anyhow::bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
+        },
+    };
+    if let Device::Cuda(n) = d {
+        let count = tch::Cuda::device_count() as usize;
+        anyhow::ensure!(n < count, "--device {s}: this machine has {count} CUDA device(s)");
+    }
+    Ok(d)
 }
 
 fn render_cmd(count: u64, seed: u64, out: &std::path::Path) -> Result<()> {
