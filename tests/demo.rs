@@ -39,15 +39,15 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
     }
 
     // Floors that hold on the shipped world (docs/EVALUATION.md has the per-class figures): every fitted Gaussian
-    // predicts its own label on held-out codes (ROC AUC >= 0.78, >= 0.9 on average; bangs is the weakest class at
-    // about 0.81, every other class measured >= 0.9), and the paper-faithful edit at a = 1 reaches its class for 90%
-    // of the pictures on average (measured 0.96) and for 70% of them in every class (measured >= 0.81 in every class
-    // with 32 pictures; hair.brown, a colour between two others, is the lowest).
+    // predicts its own label on held-out codes (ROC AUC >= 0.82, >= 0.9 on average; bangs is the weakest class at
+    // about 0.87, every other class measured >= 0.94), and the paper-faithful edit at a = 1 reaches its class for 90%
+    // of the pictures on average (measured 0.96) and for 75% of them in every class (measured >= 0.84 in every class
+    // with 32 pictures; skin.medium, a tone between two others, is the lowest).
     let gauss = read_json(&out.path().join("single-gauss-report.json"));
     let aucs: Vec<(String, f64)> = gauss["auc"].as_object().unwrap().iter().map(|(c, a)| (c.clone(), a.as_f64().unwrap())).collect();
     assert_eq!(aucs.len(), 13);
     for (class, auc) in &aucs {
-        assert!(*auc >= 0.78, "held-out ROC AUC of {class}: {auc}");
+        assert!(*auc >= 0.82, "held-out ROC AUC of {class}: {auc}");
     }
     let mean_auc = aucs.iter().map(|(_, a)| a).sum::<f64>() / aucs.len() as f64;
     assert!(mean_auc >= 0.9, "mean held-out ROC AUC {mean_auc}");
@@ -56,7 +56,7 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
         let last = t["points"].as_array().unwrap().last().unwrap();
         assert_eq!(last["ratio"].as_f64(), Some(1.0));
         let s = last["success"].as_f64().unwrap();
-        assert!(s >= 0.7, "editing toward {} at a = 1 reached it for {s} of the pictures", t["target"]);
+        assert!(s >= 0.75, "editing toward {} at a = 1 reached it for {s} of the pictures", t["target"]);
         successes.push(s);
     }
     let mean = successes.iter().sum::<f64>() / successes.len() as f64;
