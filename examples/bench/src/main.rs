@@ -29,7 +29,7 @@ struct Args {
     /// Smaller sizes (a quick look, not the recorded figures).
     #[arg(long)]
     quick: bool,
-    /// Sections to run (comma-separated): sampling, fit, edit, overhead, directions, all.
+    /// Sections to run (comma-separated): sampling, fit, directions, separability, edit, overhead, all.
     #[arg(long, default_value = "all")]
     only: String,
     #[arg(long)]
@@ -174,14 +174,23 @@ fn main() -> Result<()> {
             .with_link("sample.generator", "gmm.generator")
             .with_link("label.classifier", "gmm.classifier")
             .with_output("gmm");
+        // The presets' fit (examples/presets/compare.json), run afterwards on the same evaluator so that sampling and
+        // labelling are cached and no two fits share the cores.
+        let mut full = g.clone();
+        for p in ["gauss.steps=300", "gauss.covariance=full", "gmm.steps=100", "gmm.samples=8", "gmm.lr=0.002"] {
+            full.set_param(p)?;
+        }
         let has_ifg = registry.node("subspace.interfacegan").is_some();
         if has_ifg {
             g = g.with_node("ifg", "subspace.interfacegan", json!({})).with_link("sample.codes", "ifg.codes").with_link("label.labels", "ifg.labels").with_output("ifg");
         }
         let r = run(&e, &g)?;
         let (s, l, f1, f2) = (node_seconds(&r, "sample"), node_seconds(&r, "label"), node_seconds(&r, "gauss"), node_seconds(&r, "gmm"));
-        md += &format!("## Default world, {n} codes, through the host (node defaults)\n\n| stage | seconds |\n|---|---|\n| sample + render (Generator) | {s:.2} |\n| label (Classifier) | {l:.2} |\n| SingleGaussFit, all 13 classes | {f1:.2} |\n| GMMFit (render-relabel term on) | {f2:.2} |\n");
-        let mut j = json!({"codes": n, "sample_s": s, "label_s": l, "single_gauss_fit_s": f1, "gmm_fit_s": f2});
+        md += &format!("## Default world, {n} codes, through the host (node defaults, then the presets' full covariance)\n\n| stage | seconds |\n|---|---|\n| sample + render (Generator) | {s:.2} |\n| label (Classifier) | {l:.2} |\n| SingleGaussFit, all 13 classes | {f1:.2} |\n| GMMFit (render-relabel term on) | {f2:.2} |\n");
+        let rf = run(&e, &full)?;
+        let (f3, f4) = (node_seconds(&rf, "gauss"), node_seconds(&rf, "gmm"));
+        md += &format!("| SingleGaussFit, full covariance, 300 steps (the presets) | {f3:.2} |\n| GMMFit, full covariance (the presets) | {f4:.2} |\n");
+        let mut j = json!({"codes": n, "sample_s": s, "label_s": l, "single_gauss_fit_s": f1, "gmm_fit_s": f2, "single_gauss_fit_full_s": f3, "gmm_fit_full_s": f4});
         if has_ifg {
             let i = node_seconds(&r, "ifg");
             md += &format!("| InterFaceGAN boundaries, all 13 classes | {i:.2} |\n");
@@ -189,6 +198,12 @@ fn main() -> Result<()> {
         }
         md += "\n";
         report["default_world"] = j;
+    }
+
+    if want("separability") {
+        let (n, md_part, j) = separability(&registry, device, args.quick)?;
+        md += &md_part;
+        report["separability"] = json!({"codes": n, "classes": j});
     }
 
     if want("edit") {
@@ -208,15 +223,24 @@ fn main() -> Result<()> {
         };
         run(&e, &g(0.0)).context("edit latency needs a saved mixture: run `make demo` first or set BENCH_MIXTURE")?;
         let mut times = Vec::new();
+        let stages = ["edit", "render", "preview"];
+        let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
         for i in 1..=40 {
             let t = Instant::now();
             let r = run(&e, &g(i as f64 / 40.0))?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             assert!(r.cached().contains(&"mix") || r.cached().contains(&"pictures"));
+            for (k, node) in stages.iter().enumerate() {
+                per_node[k].push(node_seconds(&r, node) * 1000.0);
+            }
         }
         let (m, p95) = (median(times.clone()), percentile(times, 0.95));
-        md += &format!("## Slider latency: change a, re-render a 4-image preview (upstream cached), 40 changes\n\n| median (ms) | p95 (ms) |\n|---|---|\n| {m:.1} | {p95:.1} |\n\n");
-        report["edit_latency_ms"] = json!({"median": m, "p95": p95});
+        let parts: Vec<f64> = per_node.into_iter().map(median).collect();
+        md += &format!(
+            "## Slider latency: change a, re-render a 4-image preview (upstream cached), 40 changes\n\n| median (ms) | p95 (ms) | of which AttributeEdit / Generator / Preview, medians (ms) |\n|---|---|---|\n| {m:.1} | {p95:.1} | {:.1} / {:.1} / {:.1} |\n\n",
+            parts[0], parts[1], parts[2]
+        );
+        report["edit_latency_ms"] = json!({"median": m, "p95": p95, "edit": parts[0], "render": parts[1], "preview": parts[2]});
     }
 
     if want("overhead") {
@@ -253,4 +277,111 @@ fn main() -> Result<()> {
     }
     let _ = Tensor::zeros([1], (Kind::Float, tch::Device::Cpu));
     Ok(())
+}
+
+/// One output of a finished run.
+fn output(r: &RunReport, node: &str, port: &str) -> Result<subspace_sdk::Value> {
+    r.outputs.get(node).and_then(|v| v.iter().find(|nv| nv.name.as_str() == port)).map(|nv| nv.value.clone()).with_context(|| format!("no output {node}.{port}"))
+}
+
+/// How well each class can be told from the others as a function of the code, on the SingleGaussFit's own held-out
+/// split: the fitted Gaussians (full covariance, the presets' fit) against probes trained on the same codes and
+/// labels: logistic regression on z (linear), on z and all products z_i z_j (quadratic: the family a pair of
+/// Gaussians belongs to), and a two-hidden-layer MLP. A class no quadratic separates well cannot be held by one
+/// Gaussian per class, whatever the fit.
+fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Result<(i64, String, serde_json::Value)> {
+    let n = if quick { 4000 } else { 12000 };
+    let e = Evaluator::new(registry.clone(), device);
+    let g = Graph::new()
+        .with_node("sample", "subspace.generator", json!({"count": n, "seed": 11}))
+        .with_node("label", "subspace.classifier", json!({}))
+        .with_node("gauss", "subspace.single_gauss_fit", json!({"steps": 300, "covariance": "full"}))
+        .with_link("sample.images", "label.images")
+        .with_link("sample.codes", "gauss.codes")
+        .with_link("label.labels", "gauss.labels")
+        .with_output("sample.codes")
+        .with_output("label.labels")
+        .with_output("gauss.report");
+    let r = run(&e, &g)?;
+    let z = match output(&r, "sample", "codes")? {
+        subspace_sdk::Value::Latents(t) => t.tensor().to_kind(Kind::Float),
+        _ => bail!("sample.codes is not latents"),
+    };
+    let (probs, schema) = match output(&r, "label", "labels")? {
+        subspace_sdk::Value::Labels(l) => (l.probs.tensor().to_kind(Kind::Float), l.schema.clone()),
+        _ => bail!("label.labels is not labels"),
+    };
+    let gauss: serde_json::Value = match output(&r, "gauss", "report")? {
+        subspace_sdk::Value::Text(t) => serde_json::from_str(t.as_str())?,
+        _ => bail!("gauss.report is not text"),
+    };
+    let dev = z.device();
+    // The node's split: the last 20% of the codes are held out.
+    let n_fit = n - ((n as f64) * 0.2).round() as i64;
+    let (zf, zv) = (z.narrow(0, 0, n_fit), z.narrow(0, n_fit, n - n_fit));
+    let (pf, pv) = (probs.narrow(0, 0, n_fit), probs.narrow(0, n_fit, n - n_fit));
+    // Hard labels of the held-out codes: the argmax within each group, one-hot.
+    let mut hard = Vec::new();
+    for gi in 0..schema.groups.len() {
+        let r = schema.group_range(gi);
+        let part = pv.narrow(1, r.start as i64, r.len() as i64);
+        hard.push(part.argmax(1, false).one_hot(r.len() as i64).to_kind(Kind::Float));
+    }
+    let hard = Tensor::cat(&hard, 1).to_device(tch::Device::Cpu);
+    let iu = Tensor::triu_indices(64, 64, 0, (Kind::Int64, dev));
+    let quad = |z: &Tensor| {
+        let outer = z.unsqueeze(2) * z.unsqueeze(1);
+        Tensor::cat(&[z.shallow_clone(), outer.index(&[None, Some(iu.get(0)), Some(iu.get(1))])], 1)
+    };
+    let k = probs.size()[1];
+    let probe = |xf: &Tensor, xv: &Tensor, hidden: i64, steps: i64, lr: f64| -> Vec<f64> {
+        tch::manual_seed(3);
+        let vs = tch::nn::VarStore::new(dev);
+        let root = vs.root();
+        let d = xf.size()[1];
+        let model: Box<dyn tch::nn::Module> = if hidden == 0 {
+            Box::new(tch::nn::linear(&root / "l", d, k, Default::default()))
+        } else {
+            Box::new(
+                tch::nn::seq()
+                    .add(tch::nn::linear(&root / "a", d, hidden, Default::default()))
+                    .add_fn(|x| x.relu())
+                    .add(tch::nn::linear(&root / "b", hidden, hidden, Default::default()))
+                    .add_fn(|x| x.relu())
+                    .add(tch::nn::linear(&root / "c", hidden, k, Default::default())),
+            )
+        };
+        let mut opt = tch::nn::OptimizerConfig::build(tch::nn::Adam { wd: 1e-4, ..Default::default() }, &vs, lr).unwrap();
+        // Standardised inputs; one-vs-rest logistic loss against the classifier's probabilities, full batch.
+        let (m, s) = (xf.mean_dim([0i64].as_slice(), true, Kind::Float), xf.std_dim([0i64].as_slice(), true, true) + 1e-6);
+        let (xf, xv) = ((xf - &m) / &s, (xv - &m) / &s);
+        for _ in 0..steps {
+            let loss = model.forward(&xf).binary_cross_entropy_with_logits::<Tensor>(&pf, None, None, tch::Reduction::Mean);
+            opt.backward_step(&loss);
+        }
+        let scores = tch::no_grad(|| model.forward(&xv)).to_kind(Kind::Double).to_device(tch::Device::Cpu);
+        (0..k)
+            .map(|c| {
+                let sc: Vec<f64> = Vec::try_from(scores.select(1, c)).unwrap_or_default();
+                let pos: Vec<bool> = Vec::<f32>::try_from(hard.select(1, c)).unwrap_or_default().iter().map(|&h| h > 0.5).collect();
+                subspace_plugin_method::gauss::roc_auc(&sc, &pos).unwrap_or(f64::NAN)
+            })
+            .collect()
+    };
+    let steps = if quick { 300 } else { 1500 };
+    let linear = probe(&zf, &zv, 0, steps, 1e-2);
+    let quadratic = probe(&quad(&zf), &quad(&zv), 0, steps, 1e-2);
+    let mlp = probe(&zf, &zv, 256, steps, 1e-3);
+    let names = schema.class_names();
+    let mut md = format!(
+        "## Separability: held-out ROC AUC per class ({n} codes, last 20% held out, labels by the fit classifier)\n\n| class | Gaussians (SingleGaussFit, full) | linear probe | quadratic probe | MLP probe |\n|---|---|---|---|---|\n"
+    );
+    let mut rows = Vec::new();
+    for (c, name) in names.iter().enumerate() {
+        let ga = gauss["auc"][name.as_str()].as_f64().unwrap_or(f64::NAN);
+        md += &format!("| {name} | {ga:.3} | {:.3} | {:.3} | {:.3} |\n", linear[c], quadratic[c], mlp[c]);
+        rows.push(json!({"class": name, "gaussians": ga, "linear": linear[c], "quadratic": quadratic[c], "mlp": mlp[c]}));
+    }
+    md += "\n";
+    Ok((n, md, rows.into()))
 }
