@@ -149,6 +149,22 @@ fn edit_modes_and_multi_attribute_targets() {
     let dist = |t: &tch::Tensor| (t - &mean).square().mean(tch::Kind::Float).double_value(&[]);
     assert!(dist(&half) > 0.0 && dist(&half) < dist(&full), "spread 0.5 should lie between: {} vs {}", dist(&half), dist(&full));
 
+    // Region path "line": the a = 1 column is the "solve" path's, and a = 0.5 lies halfway along the line to it.
+    let region = |path: &str| -> tch::Tensor {
+        let g = pipeline(&gen, &clf, dir.path(), "region").set("edit", "path", json!(path)).out("edit.codes");
+        match run(&e, &g).output("edit", "codes") {
+            Some(Value::Latents(t)) => t.tensor().view([4, 10, 3, -1]), // targets, samples, ratios 0, 0.5, 1
+            other => panic!("{other:?}"),
+        }
+    };
+    let (solve, line) = (region("solve"), region("line"));
+    let (z, end) = (line.select(2, 0), line.select(2, 2));
+    assert!(end.allclose(&solve.select(2, 2), 1e-4, 1e-4, false), "a = 1 should be the solved point");
+    assert!(line.select(2, 1).allclose(&((&z + &end) * 0.5), 1e-5, 1e-5, false), "a = 0.5 should be the midpoint");
+    assert!((&end - &z).abs().max().double_value(&[]) > 0.1, "the edit should move the codes");
+    // The toy world's groups have two classes each, so the default ("auto") takes the line.
+    assert!(region("auto").allclose(&line, 1e-5, 1e-5, false), "auto should take the line for two-class groups");
+
     let bad = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.maybe")));
     match &bad.status["edit"] {
         NodeStatus::Failed { error } => {

@@ -248,6 +248,7 @@ impl Node for AttributeEdit {
         .param(ParamSpec::choice("mode", "lerp", &["lerp", "slerp", "shift", "region"], "how z moves: lerp (the patent's), slerp, shift by the class difference, or region (least movement that makes the target likely, other groups held)"))
         .param(ParamSpec::choice("zs", "sample", &["sample", "mean"], "control vector: a sample of the component or its mean"))
         .param(ParamSpec::float("hold", edit::REGION_HOLD, 0.0, 1000.0, "region mode: weight of keeping the other groups' component posteriors against moving less"))
+        .param(ParamSpec::choice("path", "auto", &["auto", "solve", "line"], "region mode: solve each ratio from z (least movement for that ratio's target log-odds), or solve a = 1 once and move along the straight line to it (continuous in a); auto: the line for two-class groups, solve otherwise"))
         .param(ParamSpec::float("spread", 1.0, 0.0, 1.0, "sampled zs: scale of the deviation from the component mean (1: the component itself; smaller: truncated toward its mean)"))
         .param(ParamSpec::int("seed", 0, 0, i64::MAX, "seed for sampled control vectors"))
         .output(PortSpec::new("codes", port::LATENTS, "second codes, ordered target, sample, ratio"))
@@ -273,19 +274,44 @@ impl Node for AttributeEdit {
         let _guard = tch::no_grad_guard();
         let mut out = Vec::new();
         if mode == edit::Mode::Region {
-            // One batched optimisation for every target, sample and ratio (rows ordered target, sample, ratio).
-            let mut sets = Vec::new();
-            let mut row_ratios = Vec::new();
-            for (_, set) in &targets {
-                for _ in 0..n {
-                    for &a in &ratios {
-                        sets.push(set.clone());
-                        row_ratios.push(a);
-                    }
+            let hold = io.float("hold")?;
+            let path = io.text("path")?;
+            let cols = g.schema.columns();
+            // "auto": the straight line for targets in two-class groups, where it leaks less at the same movement,
+            // and per-ratio solves where a target is a class among three or more (a middle class is a slab that
+            // a straight line reaches late); docs/EVALUATION.md has the measurements.
+            let on_line = |set: &[usize]| match path.as_str() {
+                "line" => true,
+                "solve" => false,
+                _ => set.iter().all(|&c| g.schema.groups[cols[c].0].classes.len() == 2),
+            };
+            let (line_t, solve_t): (Vec<usize>, Vec<usize>) = (0..targets.len()).partition(|&t| on_line(&targets[t].1));
+            let per_target = n * steps; // rows per target, ordered sample, ratio
+            let mut blocks: Vec<Option<Tensor>> = (0..targets.len()).map(|_| None).collect();
+            if !solve_t.is_empty() {
+                // One batched optimisation for every target, sample and ratio.
+                let sets: Vec<Vec<usize>> = solve_t.iter().flat_map(|&t| std::iter::repeat(targets[t].1.clone()).take(per_target as usize)).collect();
+                let row_ratios: Vec<f64> = solve_t.iter().flat_map(|_| (0..n).flat_map(|_| ratios.iter().copied())).collect();
+                let rows = z.repeat_interleave_self_int(steps, 0, None).repeat([solve_t.len() as i64, 1]);
+                let x = edit::region(&g, &rows, &sets, &row_ratios, hold, 150);
+                for (i, &t) in solve_t.iter().enumerate() {
+                    blocks[t] = Some(x.narrow(0, i as i64 * per_target, per_target));
                 }
             }
-            let rows = z.repeat_interleave_self_int(steps, 0, None).repeat([targets.len() as i64, 1]);
-            out.push(edit::region(&g, &rows, &sets, &row_ratios, io.float("hold")?, 150));
+            if !line_t.is_empty() {
+                // Solved once, at a = 1, for each target and sample; the ratio then moves along the straight line
+                // from z through that point, so the columns of a grid change continuously with a.
+                let sets: Vec<Vec<usize>> = line_t.iter().flat_map(|&t| std::iter::repeat(targets[t].1.clone()).take(n as usize)).collect();
+                let zz = z.repeat([line_t.len() as i64, 1]);
+                let x1 = edit::region(&g, &zz, &sets, &vec![1.0; sets.len()], hold, 150);
+                let a = Tensor::from_slice(&ratios.iter().map(|&r| r as f32).collect::<Vec<_>>()).to_device(ctx.device()).view([1, steps, 1]);
+                let x = (zz.unsqueeze(1) + a * (x1 - &zz).unsqueeze(1)).reshape([-1, d]);
+                for (i, &t) in line_t.iter().enumerate() {
+                    blocks[t] = Some(x.narrow(0, i as i64 * per_target, per_target));
+                }
+            }
+            let blocks: Vec<Tensor> = blocks.into_iter().flatten().collect();
+            out.push(Tensor::cat(&blocks, 0));
             ctx.progress(1, 1, "editing");
         }
         for (t, (_, set)) in targets.iter().enumerate().filter(|_| mode != edit::Mode::Region) {
