@@ -1,6 +1,7 @@
 //! One test binary for the whole workspace (one link step): each module covers one part.
 
 mod demo;
+mod editor;
 mod host;
 mod method;
 mod models;

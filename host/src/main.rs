@@ -9,6 +9,8 @@ use std::sync::Arc;
 use subspace_host::{exec::Event, validate, Evaluator, Graph, NodeStatus, Registry, RunOptions};
 use subspace_sdk::{ParamKind, Value};
 
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "subspace", version, about = "Find and edit the semantic subspaces of a GAN's latent space with node graphs.")]
 struct Cli {
@@ -53,6 +55,18 @@ enum Command {
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Open the graph editor: a local web page to compose, validate, run and save graphs.
+    Serve {
+        /// Folder of graph files to list, open and save.
+        #[arg(long, default_value = "examples/presets")]
+        graphs: PathBuf,
+        /// Folder for the runs' files (one run-N subfolder per run).
+        #[arg(long, default_value = "results/editor")]
+        out: PathBuf,
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
     },
 }
 
@@ -119,6 +133,18 @@ fn try_main() -> Result<()> {
                     bail!("{} problem(s) in {}", errors.len(), graph.display());
                 }
             }
+        }
+        Command::Serve { graphs, out, port } => {
+            let device = subspace_host::parse_device(&cli.device)?;
+            let registry = Arc::new(load_registry(&cli));
+            anyhow::ensure!(graphs.is_dir(), "--graphs {}: not a folder", graphs.display());
+            std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+            let editor = Arc::new(serve::Editor::new(registry, device, graphs.clone(), out.clone()));
+            editor.serve(*port, |addr| {
+                println!("graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)", graphs.display(), out.display());
+                use std::io::Write;
+                std::io::stdout().flush().ok();
+            })?;
         }
         Command::Run { graph, set, out, workers, json } => {
             let device = subspace_host::parse_device(&cli.device)?;
