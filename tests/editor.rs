@@ -109,6 +109,8 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
     assert_eq!(r["report"]["nodes"]["g"]["status"], "ran");
     assert_eq!(r["files"], json!(["run-1/grid.png"]));
+    let (_, progress) = json_of(request(&s, "GET", "/api/progress", ""));
+    assert_eq!(progress, json!({"g": "done", "grid": "done"}), "the last run's state per node");
     let (code, png) = request(&s, "GET", "/files/run-1/grid.png", "");
     assert_eq!(code, 200);
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -6,7 +6,7 @@
 use anyhow::{anyhow, Context, Result};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use subspace_host::{validate, Evaluator, Graph, Registry, RunOptions};
+use subspace_host::{exec::Event, validate, Evaluator, Graph, Registry, RunOptions};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 const PAGE: &str = include_str!("../editor/index.html");
@@ -20,6 +20,9 @@ pub struct Editor {
     pub device: String,
     /// One evaluator for the session, so a rerun after a change recomputes only what the change touches.
     evaluator: Mutex<(Evaluator, u32)>,
+    /// The current (or last) run's state per node, for the page to poll: "started", "cached", "done", "failed",
+    /// "skipped", or progress "done/total message".
+    progress: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
 }
 
 type Reply = (u16, &'static str, Vec<u8>);
@@ -82,7 +85,8 @@ fn files_under(dir: &Path, base: &Path) -> Vec<String> {
 impl Editor {
     pub fn new(registry: Arc<Registry>, device: subspace_sdk::DeviceSpec, graphs: PathBuf, out: PathBuf) -> Editor {
         let evaluator = Evaluator::new(registry.clone(), device);
-        Editor { registry, graphs, out, device: device.to_string(), evaluator: Mutex::new((evaluator, 0)) }
+        let progress = Arc::new(Mutex::new(serde_json::Map::new()));
+        Editor { registry, graphs, out, device: device.to_string(), evaluator: Mutex::new((evaluator, 0)), progress }
     }
 
     /// Serves until the process ends; `on_ready` gets the bound address (port 0 picks a free one).
@@ -143,6 +147,10 @@ impl Editor {
                 },
                 Err(r) => r,
             },
+            (Method::Get, "/api/progress") => {
+                let p = self.progress.lock().map(|p| p.clone()).unwrap_or_default();
+                json_reply(200, &serde_json::Value::Object(p))
+            }
             (Method::Post, "/api/run") => match parse(body) {
                 Ok(g) => self.run(&g),
                 Err(r) => r,
@@ -190,8 +198,31 @@ impl Editor {
         if let Err(e) = std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())) {
             return error(500, format!("{e:#}"));
         }
-        let opts = RunOptions { out_dir: dir.clone(), ..Default::default() };
+        if let Ok(mut p) = self.progress.lock() {
+            p.clear();
+        }
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let progress = self.progress.clone();
+        let listener = std::thread::spawn(move || {
+            for e in rx {
+                let (node, state) = match e {
+                    Event::NodeStarted { node, .. } => (node, "started".to_string()),
+                    Event::NodeCached { node } => (node, "cached".into()),
+                    Event::NodeProgress { node, done, total, message } => (node, format!("{done}/{total} {message}")),
+                    Event::NodeFinished { node, .. } => (node, "done".into()),
+                    Event::NodeFailed { node, .. } => (node, "failed".into()),
+                    Event::NodeSkipped { node, .. } => (node, "skipped".into()),
+                    Event::NodeLog { .. } => continue,
+                };
+                if let Ok(mut p) = progress.lock() {
+                    p.insert(node, state.into());
+                }
+            }
+        });
+        let opts = RunOptions { out_dir: dir.clone(), events: Some(tx), ..Default::default() };
         let report = guard.0.run(&plan, &opts);
+        drop(opts);
+        listener.join().ok();
         let files = files_under(&dir, &self.out);
         json_reply(200, &serde_json::json!({ "ok": report.ok(), "run": name, "report": crate::report_json(&report), "files": files }))
     }

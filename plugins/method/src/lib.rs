@@ -237,8 +237,9 @@ impl Node for AttributeEdit {
             "AttributeEdit",
             "Method: Editing",
             "Edits first codes toward a mixture component: zs drawn from it (sampled or its mean), z' = (1 - a) z + a zs \
-             (lerp, the patent's edit), spherical (slerp), or z + a (zs - centre of z's class) (shift). Several classes \
-             joined by + are edited at once (toward the product of their components).",
+             (lerp, the patent's edit), spherical (slerp), z + a (zs - centre of z's class) (shift), or the least \
+             movement that makes the component likely while holding the other groups (region). Several classes joined \
+             by + are edited at once (toward the product of their components).",
         )
         .input(PortSpec::new("codes", port::LATENTS, "first codes to edit, N x D"))
         .input(PortSpec::new("mixture", port::MIXTURE, "the fitted mixture"))
