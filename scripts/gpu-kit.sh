@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rel=${1:-target/release}
-ckpt=${2:-target/world-work/gan-1}
+ckpt=${2:-models/default/checkpoint}
 rm -rf .gpu && mkdir -p .gpu/bin/plugins .gpu/gan-1
 cp "$rel"/subspace "$rel"/subspace-bench "$rel"/world "$rel"/libsubspace_test_nodes.so .gpu/bin/
 cp -L "$rel"/plugins/*.so .gpu/bin/plugins/
