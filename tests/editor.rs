@@ -129,4 +129,12 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     assert_eq!(request(&s, "PUT", "/api/graph/broken.json", "{\"version\": 1, \"nodes\": 5}").0, 400);
     assert!(!graphs.path().join("broken.json").exists(), "an invalid graph is not saved");
     assert_eq!(request(&s, "GET", "/files/run-1/../../etc/passwd", "").0, 404);
+    assert_eq!(request(&s, "GET", "/files/run-1/..%2F..%2Fetc%2Fpasswd", "").0, 404);
+
+    // Names are percent-decoded: a file with a space is served back under its encoded name.
+    let mut spaced = small.clone();
+    spaced["nodes"][1]["params"]["file"] = json!("my grid.png");
+    let (_, r3) = json_of(request(&s, "POST", "/api/run", &spaced.to_string()));
+    assert_eq!(r3["files"], json!(["run-3/my grid.png"]), "{r3}");
+    assert_eq!(request(&s, "GET", "/files/run-3/my%20grid.png", "").0, 200);
 }

@@ -114,7 +114,12 @@ impl Editor {
     }
 
     fn route(&self, method: &Method, url: &str, body: &[u8]) -> Reply {
-        let path = url.split('?').next().unwrap_or("");
+        let raw = url.split('?').next().unwrap_or("");
+        // Names arrive percent-encoded (a file "my grid.png"); decoded before any check on them.
+        let Ok(decoded) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
+            return error(400, format!("{raw}: not UTF-8 once decoded"));
+        };
+        let path: &str = &decoded;
         match (method, path) {
             (Method::Get, "/") => (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()),
             (Method::Get, "/api/nodes") => json_reply(200, &crate::nodes_json(&self.registry)),
