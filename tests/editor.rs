@@ -35,9 +35,9 @@ fn start(graphs: &std::path::Path, out: &std::path::Path) -> Server {
 }
 
 /// One HTTP/1.1 request; returns the status code and the body.
-fn request(s: &Server, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", s.addr, body.len()).unwrap();
+fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP header end");
@@ -79,62 +79,82 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     std::fs::write(graphs.path().join("notes.txt"), "not a graph").unwrap();
     let s = start(graphs.path(), out.path());
 
-    let (code, page) = request(&s, "GET", "/", "");
+    let (code, page) = request(&s.addr, "GET", "/", "");
     assert_eq!(code, 200);
     assert!(String::from_utf8_lossy(&page).contains("/api/nodes"), "the page should drive the API");
-    let (code, nodes) = json_of(request(&s, "GET", "/api/nodes", ""));
+    let (code, nodes) = json_of(request(&s.addr, "GET", "/api/nodes", ""));
     assert_eq!(code, 200);
     let ids: Vec<&str> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
     for t in ["subspace.generator", "subspace.classifier", "subspace.single_gauss_fit", "subspace.gmm_fit", "subspace.attribute_edit"] {
         assert!(ids.contains(&t), "{t} missing from {ids:?}");
     }
-    let (_, list) = json_of(request(&s, "GET", "/api/graphs", ""));
+    let (_, list) = json_of(request(&s.addr, "GET", "/api/graphs", ""));
     assert_eq!(list["graphs"], json!(["small.json"]), "only .json graph files are listed");
-    let (code, opened) = json_of(request(&s, "GET", "/api/graph/small.json", ""));
+    let (code, opened) = json_of(request(&s.addr, "GET", "/api/graph/small.json", ""));
     assert_eq!((code, &opened["editor"]["positions"]["g"]), (200, &json!([10, 20])), "editor state is kept");
 
     // A wrong link is reported with the node and the port.
     let mut bad = small.clone();
     bad["links"] = json!([{"from": "g.codes", "to": "grid.images"}]);
-    let (code, v) = json_of(request(&s, "POST", "/api/validate", &bad.to_string()));
+    let (code, v) = json_of(request(&s.addr, "POST", "/api/validate", &bad.to_string()));
     assert_eq!((code, &v["ok"]), (200, &json!(false)));
     let errors = v["errors"].to_string();
     assert!(errors.contains("grid") && errors.contains("images") && errors.contains("latents"), "{errors}");
-    let (code, v) = json_of(request(&s, "POST", "/api/validate", "{not json"));
+    let (code, v) = json_of(request(&s.addr, "POST", "/api/validate", "{not json"));
     assert_eq!(code, 400);
     assert!(v["error"].as_str().unwrap().contains("invalid graph JSON"), "{v}");
 
     // A run writes its files under out/run-N and serves them back.
-    let (code, r) = json_of(request(&s, "POST", "/api/run", &small.to_string()));
+    let (code, r) = json_of(request(&s.addr, "POST", "/api/run", &small.to_string()));
     assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
     assert_eq!(r["report"]["nodes"]["g"]["status"], "ran");
     assert_eq!(r["files"], json!(["run-1/grid.png"]));
-    let (_, progress) = json_of(request(&s, "GET", "/api/progress", ""));
+    let (_, progress) = json_of(request(&s.addr, "GET", "/api/progress", ""));
     assert_eq!(progress, json!({"g": "done", "grid": "done"}), "the last run's state per node");
-    let (code, png) = request(&s, "GET", "/files/run-1/grid.png", "");
+    let (code, png) = request(&s.addr, "GET", "/files/run-1/grid.png", "");
     assert_eq!(code, 200);
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // The same graph again: the session's cache answers, in a new run folder.
-    let (_, r2) = json_of(request(&s, "POST", "/api/run", &small.to_string()));
+    let (_, r2) = json_of(request(&s.addr, "POST", "/api/run", &small.to_string()));
     assert_eq!((&r2["run"], &r2["report"]["nodes"]["g"]["status"]), (&json!("run-2"), &json!("cached")));
 
     // Saving writes the file (parsed and re-serialised); bad names and paths are refused.
-    let (code, _) = json_of(request(&s, "PUT", "/api/graph/copy.json", &opened.to_string()));
+    let (code, _) = json_of(request(&s.addr, "PUT", "/api/graph/copy.json", &opened.to_string()));
     assert_eq!(code, 200);
     let saved: Json = serde_json::from_str(&std::fs::read_to_string(graphs.path().join("copy.json")).unwrap()).unwrap();
     assert_eq!(saved["nodes"], opened["nodes"]);
     for name in ["..%2Fescape.json", ".hidden.json", "copy.txt"] {
-        assert_eq!(request(&s, "PUT", &format!("/api/graph/{name}"), &opened.to_string()).0, 400, "{name}");
+        assert_eq!(request(&s.addr, "PUT", &format!("/api/graph/{name}"), &opened.to_string()).0, 400, "{name}");
     }
-    assert_eq!(request(&s, "PUT", "/api/graph/broken.json", "{\"version\": 1, \"nodes\": 5}").0, 400);
+    assert_eq!(request(&s.addr, "PUT", "/api/graph/broken.json", "{\"version\": 1, \"nodes\": 5}").0, 400);
     assert!(!graphs.path().join("broken.json").exists(), "an invalid graph is not saved");
-    assert_eq!(request(&s, "GET", "/files/run-1/../../etc/passwd", "").0, 404);
-    assert_eq!(request(&s, "GET", "/files/run-1/..%2F..%2Fetc%2Fpasswd", "").0, 404);
+    assert_eq!(request(&s.addr, "GET", "/files/run-1/../../etc/passwd", "").0, 404);
+    assert_eq!(request(&s.addr, "GET", "/files/run-1/..%2F..%2Fetc%2Fpasswd", "").0, 404);
+
+    // A run can be stopped: a long sampling stops at its next batch and the run reports it.
+    assert_eq!(json_of(request(&s.addr, "POST", "/api/cancel", "")).1["cancelled"], json!(false), "nothing runs yet");
+    let mut long = small.clone();
+    long["nodes"][0]["params"] = json!({"count": 2_000_000, "seed": 4, "batch": 64});
+    let addr = s.addr.clone();
+    let runner = std::thread::spawn(move || json_of(request(&addr, "POST", "/api/run", &long.to_string())));
+    let mut cancelled = false;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if json_of(request(&s.addr, "POST", "/api/cancel", "")).1["cancelled"] == json!(true) {
+            cancelled = true;
+            break;
+        }
+    }
+    assert!(cancelled, "the run never became cancellable");
+    let (_, stopped) = runner.join().unwrap();
+    assert_eq!(stopped["ok"], json!(false), "{stopped}");
+    assert_ne!(stopped["report"]["nodes"]["g"]["status"], json!("ran"), "{stopped}");
 
     // Names are percent-decoded: a file with a space is served back under its encoded name.
     let mut spaced = small.clone();
     spaced["nodes"][1]["params"]["file"] = json!("my grid.png");
-    let (_, r3) = json_of(request(&s, "POST", "/api/run", &spaced.to_string()));
-    assert_eq!(r3["files"], json!(["run-3/my grid.png"]), "{r3}");
-    assert_eq!(request(&s, "GET", "/files/run-3/my%20grid.png", "").0, 200);
+    let (_, r3) = json_of(request(&s.addr, "POST", "/api/run", &spaced.to_string()));
+    let folder = r3["run"].as_str().unwrap().to_string();
+    assert_eq!(r3["files"], json!([format!("{folder}/my grid.png")]), "{r3}");
+    assert_eq!(request(&s.addr, "GET", &format!("/files/{folder}/my%20grid.png"), "").0, 200);
 }

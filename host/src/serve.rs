@@ -6,7 +6,7 @@
 use anyhow::{anyhow, Context, Result};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use subspace_host::{exec::Event, validate, Evaluator, Graph, Registry, RunOptions};
+use subspace_host::{exec::Event, validate, CancelToken, Evaluator, Graph, Registry, RunOptions};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 const PAGE: &str = include_str!("../editor/index.html");
@@ -23,6 +23,8 @@ pub struct Editor {
     /// The current (or last) run's state per node, for the page to poll: "started", "cached", "done", "failed",
     /// "skipped", or progress "done/total message".
     progress: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
+    /// The run in progress, for `POST /api/cancel`.
+    cancel: Mutex<Option<CancelToken>>,
 }
 
 type Reply = (u16, &'static str, Vec<u8>);
@@ -86,7 +88,7 @@ impl Editor {
     pub fn new(registry: Arc<Registry>, device: subspace_sdk::DeviceSpec, graphs: PathBuf, out: PathBuf) -> Editor {
         let evaluator = Evaluator::new(registry.clone(), device);
         let progress = Arc::new(Mutex::new(serde_json::Map::new()));
-        Editor { registry, graphs, out, device: device.to_string(), evaluator: Mutex::new((evaluator, 0)), progress }
+        Editor { registry, graphs, out, device: device.to_string(), evaluator: Mutex::new((evaluator, 0)), progress, cancel: Mutex::new(None) }
     }
 
     /// Serves until the process ends; `on_ready` gets the bound address (port 0 picks a free one).
@@ -155,6 +157,13 @@ impl Editor {
             (Method::Get, "/api/progress") => {
                 let p = self.progress.lock().map(|p| p.clone()).unwrap_or_default();
                 json_reply(200, &serde_json::Value::Object(p))
+            }
+            (Method::Post, "/api/cancel") => {
+                let token = self.cancel.lock().ok().and_then(|c| c.clone());
+                if let Some(t) = &token {
+                    t.cancel();
+                }
+                json_reply(200, &serde_json::json!({ "cancelled": token.is_some() }))
             }
             (Method::Post, "/api/run") => match parse(body) {
                 Ok(g) => self.run(&g),
@@ -225,7 +234,13 @@ impl Editor {
             }
         });
         let opts = RunOptions { out_dir: dir.clone(), events: Some(tx), ..Default::default() };
+        if let Ok(mut c) = self.cancel.lock() {
+            *c = Some(opts.cancel.clone());
+        }
         let report = guard.0.run(&plan, &opts);
+        if let Ok(mut c) = self.cancel.lock() {
+            *c = None;
+        }
         drop(opts);
         listener.join().ok();
         let files = files_under(&dir, &self.out);
