@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 RELEASE := target/release
 OUT ?= results
 
-.PHONY: all setup build test demo compare bench nodes world
+.PHONY: all setup build test demo compare bench nodes serve world
 
 all: build
 
@@ -36,6 +36,10 @@ bench: build
 
 nodes: build
 	$(RELEASE)/subspace nodes
+
+# The graph editor in the browser: http://127.0.0.1:8787/ (graphs from examples/presets, runs into results/editor).
+serve: build
+	$(RELEASE)/subspace serve
 
 # Retrain the default world from scratch into $(WORLD) (about 70 minutes on 2 CPU cores; docs/DEFAULT_WORLD.md).
 # Not part of `make test`. WORLD=models/default replaces the shipped models.
