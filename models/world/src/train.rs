@@ -318,10 +318,11 @@ fn checkpoint(
     Ok(())
 }
 
-/// Writes generator.pt (TorchScript, parameters named as in `vs`) and generator.json, and checks the saved module
-/// against the Rust forward pass.
-pub fn export_generator(
-    g: &Generator,
+/// Exports the weight average saved at `ckpt` (e.g. `target/world-work/gan-1/g_ema.safetensors`) as generator.pt
+/// (TorchScript, parameters named as in the VarStore) and generator.json, traced on the CPU whatever device trained
+/// it, and checks the saved module against the Rust forward pass.
+pub fn export_generator_checkpoint(
+    ckpt: &Path,
     out: &Path,
     seed: u64,
     steps: u64,
@@ -329,13 +330,16 @@ pub fn export_generator(
     calibration: i64,
     details: Option<serde_json::Value>,
 ) -> Result<()> {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let g = Generator::new(&vs.root());
+    vs.load(ckpt).with_context(|| format!("loading {}", ckpt.display()))?;
     std::fs::create_dir_all(out)?;
     let pt = out.join("generator.pt");
     let tmp = out.join(".generator.pt.tmp");
     // Batch-norm statistics from one large batch of the latent distribution, then folded into the weights.
     tch::manual_seed(seed.wrapping_add(0xCA11) as i64);
     g.calibrate(&Tensor::randn([calibration, LATENT_DIM], (Kind::Float, Device::Cpu)));
-    nets::save_generator(g, &tmp)?;
+    nets::save_generator(&g, &tmp)?;
     // Check: same output as the Rust model, any batch size, and the first layer is where the metadata says.
     let m = CModule::load(&tmp)?;
     let z = Tensor::randn([5, LATENT_DIM], (Kind::Float, Device::Cpu));
@@ -359,21 +363,6 @@ pub fn export_generator(
     Ok(())
 }
 
-/// Re-exports a generator from a checkpoint (e.g. `target/world-work/gan-1/g_ema.safetensors`).
-pub fn export_generator_checkpoint(
-    ckpt: &Path,
-    out: &Path,
-    seed: u64,
-    steps: u64,
-    minutes: f64,
-    calibration: i64,
-    details: Option<serde_json::Value>,
-) -> Result<()> {
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let g = Generator::new(&vs.root());
-    vs.load(ckpt).with_context(|| format!("loading {}", ckpt.display()))?;
-    export_generator(&g, out, seed, steps, minutes, calibration, details)
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Classifiers
