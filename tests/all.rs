@@ -2,6 +2,7 @@
 
 mod demo;
 mod editor;
+mod files;
 mod host;
 mod method;
 mod models;

@@ -1,6 +1,7 @@
 //! The graph editor's server (`subspace serve`) over real HTTP: the catalog, listing, opening and saving graph
-//! files, validation errors that name node and port, a run whose written files are served back, and refusals of
-//! names and paths that would leave their folders.
+//! files, validation errors that name node and port, a run whose written files are served back; and its safety:
+//! foreign Hosts and Origins, missing tokens, wrong Content-Types and oversized bodies refused, names, paths and
+//! symbolic links that would leave their folders refused, concurrent saves whole, run folders never reused.
 
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,6 +13,20 @@ use subspace_tests::*;
 struct Server {
     child: Child,
     addr: String,
+    /// The session token, read from the served page as the page's script does.
+    token: String,
+}
+
+impl Server {
+    /// A request as the editor page makes it: its own Host, and for state-changing calls the token and JSON.
+    fn call(&self, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+        let headers: Vec<(&str, &str)> = if method == "GET" {
+            vec![]
+        } else {
+            vec![("X-Subspace-Token", &self.token), ("Content-Type", "application/json")]
+        };
+        request_with(&self.addr, method, path, &headers, body)
+    }
 }
 
 impl Drop for Server {
@@ -22,24 +37,45 @@ impl Drop for Server {
 }
 
 fn start(graphs: &std::path::Path, out: &std::path::Path) -> Server {
+    start_with(graphs, out, &[])
+}
+
+fn start_with(graphs: &std::path::Path, out: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(host_binary())
         .current_dir(repo_root())
         .args(["--device", "cpu", "serve", "--port", "0", "--graphs", graphs.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split("http://").nth(1).and_then(|s| s.split('/').next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
-    Server { child, addr }
+    let page = String::from_utf8(request(&addr, "GET", "/", "").1).unwrap();
+    let token = page.split("name=\"subspace-token\" content=\"").nth(1).and_then(|s| s.split('"').next()).expect("token in the page");
+    Server { child, addr: addr.clone(), token: token.to_string() }
 }
 
-/// One HTTP/1.1 request; returns the status code and the body.
+/// One plain HTTP/1.1 request with the server's own Host; returns the status code and the body.
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
+    request_with(addr, method, path, &[], body)
+}
+
+/// One HTTP/1.1 request with extra headers (a `Host` among them replaces the server's own).
+fn request_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head += &format!("Host: {addr}\r\n");
+    }
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    // The server may refuse before reading the body and close: a failed write is then expected.
+    let _ = write!(stream, "{head}\r\n").and_then(|_| stream.write_all(body.as_bytes()));
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    // A refusal may close before the whole body was sent; what arrived is the answer.
+    let _ = stream.read_to_end(&mut raw);
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -96,16 +132,16 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     // A wrong link is reported with the node and the port.
     let mut bad = small.clone();
     bad["links"] = json!([{"from": "g.codes", "to": "grid.images"}]);
-    let (code, v) = json_of(request(&s.addr, "POST", "/api/validate", &bad.to_string()));
+    let (code, v) = json_of(s.call("POST", "/api/validate", &bad.to_string()));
     assert_eq!((code, &v["ok"]), (200, &json!(false)));
     let errors = v["errors"].to_string();
     assert!(errors.contains("grid") && errors.contains("images") && errors.contains("latents"), "{errors}");
-    let (code, v) = json_of(request(&s.addr, "POST", "/api/validate", "{not json"));
+    let (code, v) = json_of(s.call("POST", "/api/validate", "{not json"));
     assert_eq!(code, 400);
     assert!(v["error"].as_str().unwrap().contains("invalid graph JSON"), "{v}");
 
     // A run writes its files under out/run-N and serves them back.
-    let (code, r) = json_of(request(&s.addr, "POST", "/api/run", &small.to_string()));
+    let (code, r) = json_of(s.call("POST", "/api/run", &small.to_string()));
     assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
     assert_eq!(r["report"]["nodes"]["g"]["status"], "ran");
     assert_eq!(r["files"], json!(["run-1/grid.png"]));
@@ -115,32 +151,36 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     assert_eq!(code, 200);
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // The same graph again: the session's cache answers, in a new run folder.
-    let (_, r2) = json_of(request(&s.addr, "POST", "/api/run", &small.to_string()));
+    let (_, r2) = json_of(s.call("POST", "/api/run", &small.to_string()));
     assert_eq!((&r2["run"], &r2["report"]["nodes"]["g"]["status"]), (&json!("run-2"), &json!("cached")));
 
     // Saving writes the file (parsed and re-serialised); bad names and paths are refused.
-    let (code, _) = json_of(request(&s.addr, "PUT", "/api/graph/copy.json", &opened.to_string()));
+    let (code, _) = json_of(s.call("PUT", "/api/graph/copy.json", &opened.to_string()));
     assert_eq!(code, 200);
     let saved: Json = serde_json::from_str(&std::fs::read_to_string(graphs.path().join("copy.json")).unwrap()).unwrap();
     assert_eq!(saved["nodes"], opened["nodes"]);
     for name in ["..%2Fescape.json", ".hidden.json", "copy.txt"] {
-        assert_eq!(request(&s.addr, "PUT", &format!("/api/graph/{name}"), &opened.to_string()).0, 400, "{name}");
+        assert_eq!(s.call("PUT", &format!("/api/graph/{name}"), &opened.to_string()).0, 400, "{name}");
     }
-    assert_eq!(request(&s.addr, "PUT", "/api/graph/broken.json", "{\"version\": 1, \"nodes\": 5}").0, 400);
+    assert_eq!(s.call("PUT", "/api/graph/broken.json", "{\"version\": 1, \"nodes\": 5}").0, 400);
     assert!(!graphs.path().join("broken.json").exists(), "an invalid graph is not saved");
     assert_eq!(request(&s.addr, "GET", "/files/run-1/../../etc/passwd", "").0, 404);
     assert_eq!(request(&s.addr, "GET", "/files/run-1/..%2F..%2Fetc%2Fpasswd", "").0, 404);
 
     // A run can be stopped: a long sampling stops at its next batch and the run reports it.
-    assert_eq!(json_of(request(&s.addr, "POST", "/api/cancel", "")).1["cancelled"], json!(false), "nothing runs yet");
+    assert_eq!(json_of(s.call("POST", "/api/cancel", "")).1["cancelled"], json!(false), "nothing runs yet");
     let mut long = small.clone();
-    long["nodes"][0]["params"] = json!({"count": 2_000_000, "seed": 4, "batch": 64});
+    long["nodes"][0]["params"] = json!({"count": 150_000, "seed": 4, "batch": 64});
     let addr = s.addr.clone();
-    let runner = std::thread::spawn(move || json_of(request(&addr, "POST", "/api/run", &long.to_string())));
+    let token = s.token.clone();
+    let runner = std::thread::spawn(move || {
+        let headers = [("X-Subspace-Token", token.as_str()), ("Content-Type", "application/json")];
+        json_of(request_with(&addr, "POST", "/api/run", &headers, &long.to_string()))
+    });
     let mut cancelled = false;
     for _ in 0..100 {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        if json_of(request(&s.addr, "POST", "/api/cancel", "")).1["cancelled"] == json!(true) {
+        if json_of(s.call("POST", "/api/cancel", "")).1["cancelled"] == json!(true) {
             cancelled = true;
             break;
         }
@@ -153,8 +193,185 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     // Names are percent-decoded: a file with a space is served back under its encoded name.
     let mut spaced = small.clone();
     spaced["nodes"][1]["params"]["file"] = json!("my grid.png");
-    let (_, r3) = json_of(request(&s.addr, "POST", "/api/run", &spaced.to_string()));
+    let (_, r3) = json_of(s.call("POST", "/api/run", &spaced.to_string()));
     let folder = r3["run"].as_str().unwrap().to_string();
     assert_eq!(r3["files"], json!([format!("{folder}/my grid.png")]), "{r3}");
     assert_eq!(request(&s.addr, "GET", &format!("/files/{folder}/my%20grid.png"), "").0, 200);
+}
+
+/// The small graph the safety tests run: four sampled faces into a grid.
+fn small_graph() -> Json {
+    json!({"version": 1, "nodes": [
+            {"id": "g", "type": "subspace.generator", "params": {"count": 4, "seed": 3}},
+            {"id": "grid", "type": "subspace.save_grid", "params": {"file": "grid.png"}}],
+        "links": [{"from": "g.images", "to": "grid.images"}], "outputs": ["grid"]})
+}
+
+fn runs_in(out: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    names.retain(|n| n.starts_with("run-"));
+    names.sort();
+    names
+}
+
+#[test]
+fn only_the_editor_page_can_drive_the_server() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(graphs.path().join("small.json"), small_graph().to_string()).unwrap();
+    let s = start(graphs.path(), out.path());
+    let body = small_graph().to_string();
+    let token = s.token.as_str();
+    let good = [("X-Subspace-Token", token), ("Content-Type", "application/json")];
+    let refused = |headers: &[(&str, &str)], method: &str, path: &str, code: u16, says: &str| {
+        let (got, reply) = json_of(request_with(&s.addr, method, path, headers, &body));
+        let message = reply["error"].as_str().unwrap_or_default().to_string();
+        assert_eq!(got, code, "{method} {path} with {headers:?}: {reply}");
+        assert!(message.contains(says), "{method} {path}: the refusal should say '{says}': {message}");
+    };
+    // A cross-site form post: text/plain, no token (what any web page can send without a preflight).
+    refused(&[("Content-Type", "text/plain")], "POST", "/api/run", 403, "token");
+    refused(&[("Origin", "https://evil.example"), ("Content-Type", "text/plain")], "POST", "/api/run", 403, "evil.example");
+    // The token alone is not enough: the body must be declared JSON, and come from the page's own origin.
+    refused(&[("X-Subspace-Token", token), ("Content-Type", "text/plain")], "POST", "/api/run", 415, "application/json");
+    let foreign_origin = [good[0], good[1], ("Origin", "http://localhost.evil.example:80")];
+    refused(&foreign_origin, "POST", "/api/run", 403, "Origin");
+    refused(&[good[0], good[1], ("Sec-Fetch-Site", "cross-site")], "POST", "/api/run", 403, "cross-site");
+    refused(&[("X-Subspace-Token", "0000"), good[1]], "PUT", "/api/graph/new.json", 403, "token");
+    refused(&[], "POST", "/api/cancel", 403, "token");
+    // DNS rebinding: the right address under a foreign name is refused for reads and writes alike.
+    let rebound = [("Host", "evil.example:8787"), good[0], good[1]];
+    refused(&rebound, "GET", "/api/graph/small.json", 403, "evil.example");
+    refused(&rebound, "GET", "/api/graphs", 403, "Host");
+    refused(&rebound, "POST", "/api/run", 403, "Host");
+    assert!(runs_in(out.path()).is_empty(), "no refused request may start a run");
+    assert!(!graphs.path().join("new.json").exists());
+    // A body over the limit is refused whole.
+    let huge = format!("{{\"version\": 1, \"nodes\": [], \"pad\": \"{}\"}}", "x".repeat(2 << 20));
+    let (code, _) = request_with(&s.addr, "PUT", "/api/graph/huge.json", &good, &huge);
+    assert_eq!(code, 413);
+    assert!(!graphs.path().join("huge.json").exists());
+
+    // The page itself, and its own calls, work: same origin, token, JSON. Another site may not frame it.
+    let page = request_with(&s.addr, "GET", "/", &[("Sec-Fetch-Site", "cross-site")], "");
+    assert_eq!(page.0, 200, "navigating to the editor from a link is fine");
+    let origin = format!("http://{}", s.addr);
+    let own = [good[0], good[1], ("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let (code, r) = json_of(request_with(&s.addr, "POST", "/api/run", &own, &body));
+    assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
+    let localhost = format!("localhost:{}", s.addr.rsplit(':').next().unwrap());
+    assert_eq!(request_with(&s.addr, "GET", "/api/graphs", &[("Host", localhost.as_str())], "").0, 200);
+    let mut raw = TcpStream::connect(&s.addr).unwrap();
+    write!(raw, "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.addr).unwrap();
+    let mut head = String::new();
+    raw.read_to_string(&mut head).unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("x-frame-options: deny") && head.contains("frame-ancestors 'none'"), "{}", &head[..head.len().min(600)]);
+}
+
+#[test]
+fn symbolic_links_and_traversal_cannot_leave_the_served_folders() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    std::fs::write(&secret, "{\"secret\": true}").unwrap();
+    std::os::unix::fs::symlink(&secret, graphs.path().join("link.json")).unwrap();
+    std::fs::create_dir(out.path().join("run-7")).unwrap();
+    std::os::unix::fs::symlink(&secret, out.path().join("run-7/leak.json")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), out.path().join("run-7/folder")).unwrap();
+    let s = start(graphs.path(), out.path());
+
+    let (_, list) = json_of(s.call("GET", "/api/graphs", ""));
+    assert_eq!(list["graphs"], json!([]), "a link is not listed as a graph");
+    let (code, r) = json_of(s.call("GET", "/api/graph/link.json", ""));
+    assert_eq!(code, 403, "{r}");
+    let (code, _) = s.call("PUT", "/api/graph/link.json", &small_graph().to_string());
+    assert_eq!(code, 403);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "{\"secret\": true}", "nothing written through the link");
+    for path in ["/files/run-7/leak.json", "/files/run-7/folder/secret.json"] {
+        let (code, body) = s.call("GET", path, "");
+        assert_eq!(code, 403, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(!String::from_utf8_lossy(&body).contains("secret\": true"), "{path}");
+    }
+    for path in ["/files/run-7/../../x", "/files/%2e%2e/x", "/files//etc/passwd", "/files/"] {
+        assert_eq!(s.call("GET", path, "").0, 404, "{path}");
+    }
+    for name in ["..%2Fescape.json", "%2Ftmp%2Fx.json", "a%2Fb.json"] {
+        assert_eq!(s.call("PUT", &format!("/api/graph/{name}"), &small_graph().to_string()).0, 400, "{name}");
+    }
+    // A run's file list does not follow links either (run-7's links are not listed under a new run).
+    let (_, r) = json_of(s.call("POST", "/api/run", &small_graph().to_string()));
+    assert_eq!(r["run"], "run-8", "numbering continues after the folders already there");
+    assert_eq!(r["files"], json!(["run-8/grid.png"]));
+}
+
+#[test]
+fn concurrent_saves_of_one_graph_each_land_whole() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(start(graphs.path(), out.path()));
+    let bodies: Vec<String> = (0..24)
+        .map(|i| {
+            let mut g = small_graph();
+            g["nodes"][0]["params"]["seed"] = json!(i);
+            g["editor"] = json!({"note": "x".repeat(20_000 + i * 97)});
+            g.to_string()
+        })
+        .collect();
+    let threads: Vec<_> = bodies
+        .iter()
+        .cloned()
+        .map(|b| {
+            let s = s.clone();
+            std::thread::spawn(move || s.call("PUT", "/api/graph/shared.json", &b).0)
+        })
+        .collect();
+    let codes: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(codes.iter().all(|&c| c == 200), "every save succeeds: {codes:?}");
+    let saved: Json = serde_json::from_str(&std::fs::read_to_string(graphs.path().join("shared.json")).unwrap()).unwrap();
+    let seed = saved["nodes"][0]["params"]["seed"].as_u64().unwrap() as usize;
+    assert_eq!(saved["editor"]["note"].as_str().unwrap().len(), 20_000 + seed * 97, "the file is one save, whole");
+    let names: Vec<String> = std::fs::read_dir(graphs.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert_eq!(names, vec!["shared.json".to_string()], "no temporary file is left");
+}
+
+#[test]
+fn a_restarted_server_keeps_the_earlier_runs() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let first = start(graphs.path(), out.path());
+    let (_, r) = json_of(first.call("POST", "/api/run", &small_graph().to_string()));
+    assert_eq!(r["run"], "run-1");
+    let before = std::fs::read(out.path().join("run-1/grid.png")).unwrap();
+    drop(first);
+    let second = start(graphs.path(), out.path());
+    let mut g = small_graph();
+    g["nodes"][0]["params"]["seed"] = json!(9);
+    let (_, r) = json_of(second.call("POST", "/api/run", &g.to_string()));
+    assert_eq!(r["run"], "run-2", "{r}");
+    assert_eq!(std::fs::read(out.path().join("run-1/grid.png")).unwrap(), before, "the first session's result is untouched");
+    assert_eq!(runs_in(out.path()), vec!["run-1", "run-2"]);
+}
+
+#[test]
+fn an_input_that_used_to_abort_is_answered_by_an_error_and_the_server_keeps_serving() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let gen = toy::generator(models.path());
+    let mut meta: Json = serde_json::from_str(&std::fs::read_to_string(gen.with_extension("json")).unwrap()).unwrap();
+    meta["latent"]["dim"] = json!(1_000_000_000_000i64);
+    std::fs::write(gen.with_extension("json"), meta.to_string()).unwrap();
+    let s = start(graphs.path(), out.path());
+    let mut g = small_graph();
+    g["nodes"][0]["params"]["model"] = json!(gen.display().to_string());
+    let (code, r) = json_of(s.call("POST", "/api/run", &g.to_string()));
+    assert_eq!((code, &r["ok"]), (200, &json!(false)), "{r}");
+    let error = r["report"]["nodes"]["g"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("latent.dim"), "the error names the sidecar key: {r}");
+    // Same server process, still serving and running.
+    assert_eq!(s.call("GET", "/api/nodes", "").0, 200);
+    let (_, r) = json_of(s.call("POST", "/api/run", &small_graph().to_string()));
+    assert_eq!(r["ok"], json!(true), "{r}");
 }

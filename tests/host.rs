@@ -344,3 +344,97 @@ fn cli_validates_runs_with_overrides_and_lists_nodes() {
     assert_eq!(scale["params"][0]["name"], "factor");
     assert_eq!(scale["inputs"][0]["type"], "float");
 }
+
+#[test]
+fn a_cancelled_run_never_reports_ok_with_a_requested_output_missing() {
+    // `s` does not check for cancellation and finishes after the cancel; `k` becomes ready only then.
+    let e = evaluator(test_registry());
+    let g = G::new()
+        .node("s", "test.sleep", json!({"ms": 400}))
+        .node("k", "test.scale", json!({"factor": 2.0}))
+        .link("s.value", "k.value")
+        .out("k");
+    let plan = g.plan(&e.registry);
+    let opts = RunOptions::default();
+    let cancel = opts.cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cancel.cancel();
+    });
+    let r = e.run(&plan, &opts);
+    canceller.join().unwrap();
+    assert!(matches!(r.status["s"], NodeStatus::Ran { .. }), "{:?}", r.status);
+    match r.status.get("k") {
+        Some(NodeStatus::Skipped { because }) => assert!(because.contains("cancelled"), "{because}"),
+        s => panic!("the dependent ready after the cancel must be reported skipped, got {s:?}"),
+    }
+    assert!(r.cancelled);
+    assert_eq!(r.missing, vec!["k".to_string()]);
+    assert!(!r.ok(), "a cancelled run with a missing output is not ok");
+}
+
+#[test]
+fn the_cache_stays_within_its_byte_budget_evicting_the_least_recently_used() {
+    let e = evaluator(test_registry());
+    // Each tensor is 1,000,000 bytes; the budget holds three.
+    e.set_cache_budget(3_200_000);
+    let tensor = |n: i64| G::new().node("t", "test.tensor", json!({"n": n})).out("t");
+    let status = |n: i64| {
+        let r = run(&e, &tensor(n));
+        assert!(r.cache.bytes <= r.cache.budget, "{:?}", r.cache);
+        (matches!(r.status["t"], NodeStatus::Cached), r.cache)
+    };
+    for n in [250_000, 250_001, 250_002] {
+        assert!(!status(n).0);
+    }
+    assert!(status(250_000).0, "still cached, and now the most recently used");
+    let (cached, stats) = status(250_003);
+    assert!(!cached);
+    assert_eq!((stats.entries, stats.evicted), (3, 1), "{stats:?}");
+    assert!(!status(250_001).0, "the least recently used result was evicted and runs again");
+    assert!(status(250_003).0);
+    // A result larger than the whole budget is used by its run but not kept.
+    let r = run(&e, &tensor(1_000_000));
+    assert!(r.ok() && r.output("t", "tensor").is_some());
+    assert!(r.cache.bytes <= r.cache.budget && r.cache.evicted >= 1, "{:?}", r.cache);
+    assert!(!status(1_000_000).0);
+}
+
+#[test]
+fn absurd_worker_counts_are_refused_by_the_cli_and_clamped_by_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = tmp.path().join("g.json");
+    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({})).out("k").0).unwrap()).unwrap();
+    let dir = plugin_dir(&["subspace_test_nodes"]);
+    let out = Command::new(host_binary())
+        .args(["--no-default-plugins", "--plugins", dir.path().to_str().unwrap(), "--device", "cpu", "run"])
+        .args([graph.to_str().unwrap(), "--workers", "100000", "--out", tmp.path().join("o").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "an argument error, not a signal: {err}");
+    assert!(err.contains("--workers") && err.contains("100000"), "{err}");
+    // The library clamps instead of spawning 100,000 threads.
+    let mut e = evaluator(test_registry());
+    e.workers = 100_000;
+    assert!(run(&e, &G::new().node("k", "test.constant", json!({"value": 1.0})).out("k")).ok());
+}
+
+#[test]
+fn an_output_folder_that_cannot_be_written_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let graph = tmp.path().join("g.json");
+    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({})).out("k").0).unwrap()).unwrap();
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let dir = plugin_dir(&["subspace_test_nodes"]);
+    let out = Command::new(host_binary())
+        .args(["--no-default-plugins", "--plugins", dir.path().to_str().unwrap(), "--device", "cpu", "run"])
+        .args([graph.to_str().unwrap(), "--out", blocker.join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("output folder") && err.contains("a-file"), "{err}");
+    assert!(!err.contains("running"), "nothing should run: {err}");
+}

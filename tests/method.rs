@@ -12,14 +12,19 @@ fn text(r: &subspace_host::RunReport, node: &str, port: &str) -> serde_json::Val
     }
 }
 
+/// Runs `g` with `out` as the run's output folder (where Save fit writes).
+fn run_at(e: &subspace_host::Evaluator, out: &std::path::Path, g: &G) -> subspace_host::RunReport {
+    e.run(&g.plan(&e.registry), &subspace_host::RunOptions { out_dir: out.to_path_buf(), ..Default::default() })
+}
+
 /// Fit on the toy world, edit 10 fresh codes toward every class, render and re-label the edits.
-fn pipeline(gen: &str, clf: &str, out: &std::path::Path, mode: &str) -> G {
+fn pipeline(gen: &str, clf: &str, mode: &str) -> G {
     G::new()
         .node("sample", "subspace.generator", json!({"model": gen, "count": 3000, "seed": 1}))
         .node("label", "subspace.classifier", json!({"model": clf}))
         .node("gauss", "subspace.single_gauss_fit", json!({"steps": 60, "rank": 2}))
         .node("gmm", "subspace.gmm_fit", json!({"steps": 80, "samples": 8, "lr": 0.01}))
-        .node("save", "subspace.save_fit", json!({"file": out.join("toy").display().to_string()}))
+        .node("save", "subspace.save_fit", json!({"file": "toy"}))
         .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "render": false}))
         .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "mode": mode}))
         .node("render", "subspace.generator", json!({"model": gen}))
@@ -69,7 +74,7 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
     let gen = toy::generator(dir.path()).display().to_string();
     let clf = toy::classifier(dir.path()).display().to_string();
     let e = evaluator(product_registry());
-    let r = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp"));
+    let r = run_at(&e, dir.path(), &pipeline(&gen, &clf, "lerp"));
     assert!(r.ok(), "{:#?}", r.status);
 
     let gauss = text(&r, "gauss", "report");
@@ -109,8 +114,8 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
         .link("fresh.codes", "edit.codes")
         .link("load.mixture", "edit.mixture")
         .out("edit.codes");
-    let again = run(&e, &reload);
-    let (Some(Value::Latents(a)), Some(Value::Latents(b))) = (again.output("edit", "codes"), run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").out("edit.codes")).output("edit", "codes").cloned()) else { panic!("{:?}", again.status) };
+    let again = run_at(&e, dir.path(), &reload);
+    let (Some(Value::Latents(a)), Some(Value::Latents(b))) = (again.output("edit", "codes"), run_at(&e, dir.path(), &pipeline(&gen, &clf, "lerp").out("edit.codes")).output("edit", "codes").cloned()) else { panic!("{:?}", again.status) };
     assert!(a.tensor().allclose(&b.tensor(), 1e-5, 1e-5, false), "loaded mixture edits differently");
 }
 
@@ -121,14 +126,14 @@ fn edit_modes_and_multi_attribute_targets() {
     let clf = toy::classifier(dir.path()).display().to_string();
     let e = evaluator(product_registry());
     for mode in ["slerp", "shift", "region"] {
-        let r = run(&e, &pipeline(&gen, &clf, dir.path(), mode));
+        let r = run_at(&e, dir.path(), &pipeline(&gen, &clf, mode));
         let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
         let s = success(&labels.probs.tensor(), &text(&r, "edit", "layout"), &labels.schema);
         let mean = s.iter().map(|(_, v)| v).sum::<f64>() / s.len() as f64;
         assert!(mean >= 0.75, "{mode}: {s:?}");
     }
-    let multi = pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set("edit", "zs", json!("mean"));
-    let r = run(&e, &multi);
+    let multi = pipeline(&gen, &clf, "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set("edit", "zs", json!("mean"));
+    let r = run_at(&e, dir.path(), &multi);
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
     let p = labels.probs.tensor().view([2, 10, 3, 4]).select(2, 2); // ratio 1
     let both_yes = p.get(0).narrow(1, 1, 1).gt(0.5).logical_and(&p.get(0).narrow(1, 3, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
@@ -137,8 +142,8 @@ fn edit_modes_and_multi_attribute_targets() {
 
     // spread truncates sampled control vectors toward the component mean: 0 gives the mean's edit, 1 does not.
     let codes = |spread: f64, zs: &str| -> tch::Tensor {
-        let g = pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "spread", json!(spread)).set("edit", "zs", json!(zs)).out("edit.codes");
-        match run(&e, &g).output("edit", "codes") {
+        let g = pipeline(&gen, &clf, "lerp").set("edit", "spread", json!(spread)).set("edit", "zs", json!(zs)).out("edit.codes");
+        match run_at(&e, dir.path(), &g).output("edit", "codes") {
             Some(Value::Latents(t)) => t.tensor(),
             other => panic!("{other:?}"),
         }
@@ -151,8 +156,8 @@ fn edit_modes_and_multi_attribute_targets() {
 
     // Region path "line": the a = 1 column is the "solve" path's, and a = 0.5 lies halfway along the line to it.
     let region = |path: &str| -> tch::Tensor {
-        let g = pipeline(&gen, &clf, dir.path(), "region").set("edit", "path", json!(path)).out("edit.codes");
-        match run(&e, &g).output("edit", "codes") {
+        let g = pipeline(&gen, &clf, "region").set("edit", "path", json!(path)).out("edit.codes");
+        match run_at(&e, dir.path(), &g).output("edit", "codes") {
             Some(Value::Latents(t)) => t.tensor().view([4, 10, 3, -1]), // targets, samples, ratios 0, 0.5, 1
             other => panic!("{other:?}"),
         }
@@ -165,7 +170,7 @@ fn edit_modes_and_multi_attribute_targets() {
     // The toy world's groups have two classes each, so the default ("auto") takes the line.
     assert!(region("auto").allclose(&line, 1e-5, 1e-5, false), "auto should take the line for two-class groups");
 
-    let bad = run(&e, &pipeline(&gen, &clf, dir.path(), "lerp").set("edit", "target", json!("red.maybe")));
+    let bad = run_at(&e, dir.path(), &pipeline(&gen, &clf, "lerp").set("edit", "target", json!("red.maybe")));
     match &bad.status["edit"] {
         NodeStatus::Failed { error } => {
             assert_eq!(error.kind, ErrorKind::InvalidParam);
@@ -195,7 +200,7 @@ fn fitting_refuses_labels_that_miss_a_class_or_disagree_in_length() {
         .link("label.labels", "mismatch.labels")
         .out("fit")
         .out("mismatch");
-    let r = run(&e, &g);
+    let r = run_at(&e, dir.path(), &g);
     let msg = |n: &str| match &r.status[n] {
         NodeStatus::Failed { error } => (error.location.clone().into_option().map(|s| s.to_string()), error.message.to_string()),
         s => panic!("{n}: {s:?}"),

@@ -61,11 +61,9 @@ fn generator_renders_given_codes_and_rejects_wrong_dimension_or_nan() {
     let r = run(&e, &g);
     assert!(tensor(&r, "gen", "images").allclose(&tensor(&r, "again", "images"), 1e-6, 1e-6, false));
 
-    // Codes of dimension 4 from a tensor source, fed to an 8-dimensional generator.
+    // Codes of dimension 4 from a 4-dimensional generator, fed to an 8-dimensional one.
     let dir = tempfile::tempdir().unwrap();
-    let small = toy::generator(dir.path());
-    let meta = std::fs::read_to_string(small.with_extension("json")).unwrap().replace("\"dim\":8", "\"dim\":4");
-    std::fs::write(small.with_extension("json"), meta).unwrap();
+    let small = toy::generator_sized(dir.path(), "gen4", 4, [3, 8, 8]);
     let bad = G::new()
         .node("four", "subspace.generator", json!({"model": small.display().to_string(), "count": 3, "render": false}))
         .node("eight", "subspace.generator", json!({"model": gen}))
@@ -167,3 +165,201 @@ fn two_nodes_naming_the_same_weights_load_them_once() {
     assert_eq!(e.loaded_models().len(), 3, "another file is another model: {:?}", e.loaded_models());
 }
 
+/// A run's failure at `node`, checked to be about parameter `param`.
+fn param_failure(r: &subspace_host::RunReport, node: &str, param: &str) -> String {
+    let err = failure(r, node);
+    assert_eq!(err.kind, ErrorKind::InvalidParam, "{err:?}");
+    assert_eq!(err.location.clone().into_option().as_deref(), Some(param), "{err:?}");
+    err.message.to_string()
+}
+
+/// Files put into a models folder the plugin searches for `default/` (for the test binary only: the folder of
+/// the binary itself, target/release/deps/models/default), removed when dropped.
+struct ShippedFolder(std::path::PathBuf, Vec<std::path::PathBuf>);
+
+impl ShippedFolder {
+    fn new() -> Self {
+        let dir = release_dir().join("deps/models/default");
+        std::fs::create_dir_all(&dir).unwrap();
+        ShippedFolder(dir, Vec::new())
+    }
+    fn link(&mut self, name: &str, target: &std::path::Path) {
+        let at = self.0.join(name);
+        let _ = std::fs::remove_file(&at);
+        std::os::unix::fs::symlink(target, &at).unwrap();
+        self.1.push(at);
+    }
+    fn copy(&mut self, name: &str, from: &std::path::Path) {
+        let at = self.0.join(name);
+        std::fs::copy(from, &at).unwrap();
+        self.1.push(at);
+    }
+}
+
+impl Drop for ShippedFolder {
+    fn drop(&mut self) {
+        for p in &self.1 {
+            let _ = std::fs::remove_file(p);
+        }
+        // Only when empty: another test process may be using it.
+        if std::fs::remove_dir(&self.0).is_ok() {
+            let _ = std::fs::remove_dir(self.0.parent().unwrap());
+        }
+    }
+}
+
+#[test]
+fn model_paths_cannot_leave_the_models_folder() {
+    let e = evaluator(product_registry());
+    let traversals =
+        ["default/../../../../etc/passwd", "default/../generator.pt", "default//etc/passwd", "default/./generator.pt", "default/"];
+    for bad in traversals {
+        let msg = param_failure(&run(&e, &sample(bad, 2, 0)), "gen", "model");
+        assert!(msg.contains(bad) && msg.contains("no '..'"), "{bad}: {msg}");
+    }
+
+    // A model folder searched for default/: a file inside it loads, links pointing out of it are refused.
+    let outside = tempfile::tempdir().unwrap();
+    let gen = toy::generator(outside.path());
+    let tag = std::process::id();
+    let mut shipped = ShippedFolder::new();
+    shipped.copy(&format!("inside-{tag}.pt"), &gen);
+    shipped.copy(&format!("inside-{tag}.json"), &gen.with_extension("json"));
+    shipped.link(&format!("escape-{tag}.pt"), &gen);
+    shipped.link(&format!("escape-{tag}.json"), &gen.with_extension("json"));
+    shipped.link(&format!("escdir-{tag}"), outside.path());
+    shipped.link(&format!("side-{tag}.json"), &gen.with_extension("json"));
+    shipped.copy(&format!("side-{tag}.pt"), &gen);
+    let ok = run(&e, &sample(&format!("default/inside-{tag}.pt"), 2, 0));
+    assert!(ok.ok(), "the folder is searched: {:?}", ok.status);
+    for name in [format!("escape-{tag}.pt"), format!("escdir-{tag}/gen.pt"), format!("side-{tag}.pt")] {
+        let msg = param_failure(&run(&e, &sample(&format!("default/{name}"), 2, 0)), "gen", "model");
+        assert!(msg.contains(&name) && msg.contains("outside the models folder"), "{name}: {msg}");
+    }
+}
+
+#[test]
+fn a_model_path_must_be_a_file_with_its_sidecar_beside_it() {
+    let (dir, gen, _) = world();
+    let e = evaluator(product_registry());
+    let lone = dir.path().join("lone.pt");
+    std::fs::copy(&gen, &lone).unwrap();
+    let folder = dir.path().join("folder.pt");
+    std::fs::create_dir(&folder).unwrap();
+    let cases = [
+        (dir.path().display().to_string(), "is a folder"),
+        (folder.display().to_string(), "is a folder"),
+        (lone.display().to_string(), "no sidecar"),
+        (dir.path().join("missing.pt").display().to_string(), "does not exist"),
+        (dir.path().join("gen.json").display().to_string(), "is a sidecar"),
+        (String::new(), "empty"),
+        ("default/no-such-model.pt".into(), "no shipped model"),
+    ];
+    for (path, needle) in cases {
+        let msg = param_failure(&run(&e, &sample(&path, 2, 0)), "gen", "model");
+        assert!(msg.contains(&path) && msg.contains(needle), "{path}: {msg}");
+    }
+    assert!(run(&e, &sample(&gen, 2, 0)).ok());
+}
+
+#[test]
+fn absurd_sizes_are_errors_naming_the_key_and_the_process_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = evaluator(product_registry());
+    let absurd: [(&str, serde_json::Value, &str); 5] = [
+        ("dim", json!({"latent": {"dim": 1_000_000_000_000i64}}), "latent.dim"),
+        ("height", json!({"output": {"height": 1_000_000_000_000i64}}), "output.height"),
+        ("area", json!({"output": {"height": 1_000_000, "width": 1_000_000}}), "output.height x output.width"),
+        ("negative", json!({"output": {"width": -8}}), "output.width"),
+        ("range", json!({"output": {"range": [1.0, 1.0]}}), "output.range"),
+    ];
+    for (name, edit, key) in absurd {
+        let gen = toy::generator_sized(dir.path(), name, 8, [3, 8, 8]);
+        toy::edit_sidecar(&gen, |m| {
+            for (section, values) in edit.as_object().unwrap() {
+                for (k, v) in values.as_object().unwrap() {
+                    m[section][k] = v.clone();
+                }
+            }
+        });
+        let err = failure(&run(&e, &sample(&gen.display().to_string(), 4, 0)), "gen");
+        assert_eq!(err.kind, ErrorKind::Model, "{err:?}");
+        assert!(err.message.contains(key) && err.message.contains(&format!("{name}.json")), "{key}: {}", err.message);
+    }
+    let clf = toy::classifier_sized(dir.path(), "huge", 8, 8);
+    toy::edit_sidecar(&clf, |m| m["input"]["height"] = json!(1_000_000_000_000i64));
+    let (_w, good, _) = world();
+    let g = sample(&good, 4, 0).node("clf", "subspace.classifier", json!({"model": clf.display().to_string()}));
+    let err = failure(&run(&e, &g.link("gen.images", "clf.images").out("clf")), "clf");
+    assert!(err.message.contains("input.height") && err.message.contains("huge.json"), "{}", err.message);
+
+    // Sizes from parameters: 10^7 codes of 3 x 32 x 32 images, and a batch resized to a large classifier input.
+    let wide = toy::generator_sized(dir.path(), "wide", 8, [3, 32, 32]);
+    let msg = param_failure(&run(&e, &sample(&wide.display().to_string(), 10_000_000, 0)), "gen", "count");
+    assert!(msg.contains("10000000") && msg.contains("wide.json"), "{msg}");
+    let big = toy::classifier_sized(dir.path(), "big", 1024, 1024);
+    let g = sample(&good, 700, 0)
+        .node("clf", "subspace.classifier", json!({"model": big.display().to_string(), "batch": 700}))
+        .link("gen.images", "clf.images")
+        .out("clf");
+    let msg = param_failure(&run(&e, &g), "clf", "batch");
+    assert!(msg.contains("big.json") && msg.contains("lower batch"), "{msg}");
+    let msg = param_failure(&run(&e, &sample(&good, 3, 0).set("gen", "truncation", json!(0.001))), "gen", "truncation");
+    assert!(msg.contains("0.05"), "{msg}");
+
+    // The same evaluator, in the same process, still runs a good graph.
+    let r = run(&e, &sample(&good, 5, 9));
+    assert!(r.ok(), "{:?}", r.status);
+    assert_eq!(tensor(&r, "gen", "images").size(), [5, 3, 8, 8]);
+}
+
+#[test]
+fn a_sidecar_that_disagrees_with_its_model_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = evaluator(product_registry());
+    let cases: [(&str, fn(&mut serde_json::Value), &str); 6] = [
+        ("dim", |m| m["latent"]["dim"] = json!(4), "latent.dim"),
+        ("size", |m| m["output"]["height"] = json!(16), "output.height is 16 but the model renders 8"),
+        ("channels", |m| m["output"]["channels"] = json!(1), "output.channels is 1 but the model renders 3"),
+        ("scale", |m| m["output"]["range"] = json!([0.0, 0.01]), "output.range"),
+        ("misspelt", |m| m["lantent"] = m["latent"].take(), "unknown field `lantent`"),
+        ("uniforn", |m| m["latent"]["distribution"] = json!("uniforn"), "latent.distribution"),
+    ];
+    for (name, edit, needle) in cases {
+        let gen = toy::generator_sized(dir.path(), name, 8, [3, 8, 8]);
+        toy::edit_sidecar(&gen, edit);
+        let err = failure(&run(&e, &sample(&gen.display().to_string(), 2, 0)), "gen");
+        assert_eq!(err.kind, ErrorKind::Model, "{err:?}");
+        let msg = &err.message;
+        assert!(msg.contains(needle) && msg.contains(&format!("{name}.json")), "{name}: {msg}");
+        assert!(!err.message.contains('\n'), "a torch trace leaked into the message: {}", err.message);
+    }
+    // A classifier declaring 3 classes for its 4 outputs is refused at load, before any image is labelled.
+    let clf = toy::mis_sized_classifier(dir.path());
+    let gen = toy::generator(dir.path()).display().to_string();
+    let g = G::new()
+        .node("gen", "subspace.generator", json!({"model": gen, "count": 2}))
+        .node("clf", "subspace.classifier", json!({"model": clf.display().to_string()}))
+        .link("gen.images", "clf.images")
+        .out("clf");
+    let r = run(&e, &g);
+    let err = failure(&r, "clf");
+    assert!(err.message.contains("missized.json") && err.message.contains("schema lists 3 classes"), "{}", err.message);
+}
+
+#[test]
+fn the_shipped_sidecars_pass_their_checks() {
+    let e = evaluator(product_registry());
+    let g = G::new()
+        .node("gen", "subspace.generator", json!({"count": 2}))
+        .node("fit", "subspace.classifier", json!({}))
+        .node("eval", "subspace.classifier", json!({"model": "default/classifier-eval.pt"}))
+        .link("gen.images", "fit.images")
+        .link("gen.images", "eval.images")
+        .out("gen")
+        .out("fit")
+        .out("eval");
+    let r = run(&e, &g);
+    assert!(r.ok(), "{:?}", r.status);
+    assert_eq!(tensor(&r, "gen", "images").size(), [2, 3, 64, 64]);
+}

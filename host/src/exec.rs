@@ -4,6 +4,7 @@
 //! keys (never its id), so two runs that differ in one parameter re-run only that node and what depends on it.
 //! Volatile nodes get a per-run nonce in their key. A failing node stops only its dependents.
 
+use crate::cache::{CacheStats, Key, OutputCache};
 use crate::plugins::Registry;
 use crate::validate::Plan;
 use abi_stable::std_types::{RNone, ROption, RSome, RStr, RErr, ROk};
@@ -12,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use subspace_sdk::{
     DeviceSpec, ErrorKind, HostServices, HostServices_TO, ModelRef, NamedValue, NodeContext, NodeError, Value,
@@ -49,6 +50,11 @@ pub struct RunReport {
     pub status: BTreeMap<String, NodeStatus>,
     /// Requested outputs by node id (only the requested ports when a port was named).
     pub outputs: BTreeMap<String, Vec<NamedValue>>,
+    /// Requested outputs (`node` or `node.port`) that the run did not produce.
+    pub missing: Vec<String>,
+    pub cancelled: bool,
+    /// The evaluator's cache after the run, and what it evicted during it.
+    pub cache: CacheStats,
     pub seconds: f64,
 }
 
@@ -69,8 +75,9 @@ impl RunReport {
     pub fn output(&self, node: &str, port: &str) -> Option<&Value> {
         self.outputs.get(node)?.iter().find(|v| v.name.as_str() == port).map(|v| &v.value)
     }
+    /// Every needed node ran or was cached, and every requested output is there.
     pub fn ok(&self) -> bool {
-        self.status.values().all(|s| matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
+        self.missing.is_empty() && self.status.values().all(|s| matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
     }
 }
 
@@ -95,21 +102,21 @@ pub struct RunOptions {
     pub cancel: CancelToken,
 }
 
-type Key = [u8; 32];
+/// The most worker threads a run starts (more would only queue on the cores and risk running out of threads).
+pub const MAX_WORKERS: usize = 64;
 
-struct CacheEntry {
-    outputs: Outputs,
-    last_used: u64,
+/// A lock that survives a panic elsewhere: the guarded maps stay consistent between single inserts and removals.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Evaluates plans; keeps its output cache and its loaded models across runs.
 pub struct Evaluator {
     pub registry: Arc<Registry>,
     pub device: DeviceSpec,
+    /// Worker threads for independent nodes, at most [`MAX_WORKERS`] (larger values are clamped).
     pub workers: usize,
-    /// Cached node results kept beyond those of the latest run.
-    pub cache_limit: usize,
-    cache: Mutex<HashMap<Key, CacheEntry>>,
+    cache: Mutex<OutputCache>,
     models: Mutex<HashMap<String, ModelRef>>,
     runs: AtomicU64,
 }
@@ -120,24 +127,22 @@ impl Evaluator {
             registry,
             device,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8),
-            cache_limit: 64,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(OutputCache::new(crate::cache::DEFAULT_BUDGET)),
             models: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
         }
     }
 
-    /// Keys of the models nodes have loaded into the shared model cache.
-    pub fn loaded_models(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.models.lock().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
+    /// Bytes of node results the cache may hold across runs (least recently used evicted first).
+    pub fn set_cache_budget(&self, bytes: u64) {
+        lock(&self.cache).set_budget(bytes);
     }
 
-    /// Drops every cached result and model.
-    pub fn clear_cache(&self) {
-        self.cache.lock().unwrap().clear();
-        self.models.lock().unwrap().clear();
+    /// Keys of the models nodes have loaded into the shared model cache.
+    pub fn loaded_models(&self) -> Vec<String> {
+        let mut keys: Vec<String> = lock(&self.models).keys().cloned().collect();
+        keys.sort();
+        keys
     }
 
     /// Cache keys of every node of `plan` (nodes are listed with their inputs before them or not; keys recurse).
@@ -194,16 +199,15 @@ impl Evaluator {
         let mut status: BTreeMap<String, NodeStatus> = BTreeMap::new();
         let mut to_run: Vec<usize> = Vec::new();
         {
-            let mut cache = self.cache.lock().unwrap();
+            let mut cache = lock(&self.cache);
             let mut seen = HashSet::new();
             let mut stack: Vec<usize> = plan.requested.iter().map(|(i, _)| *i).collect();
             while let Some(i) = stack.pop() {
                 if !seen.insert(i) {
                     continue;
                 }
-                if let Some(entry) = cache.get_mut(&keys[i]) {
-                    entry.last_used = run;
-                    values.insert(i, entry.outputs.clone());
+                if let Some(outputs) = cache.get(&keys[i]) {
+                    values.insert(i, outputs);
                     status.insert(plan.nodes[i].id.clone(), NodeStatus::Cached);
                     emit(Event::NodeCached { node: plan.nodes[i].id.clone() });
                     continue;
@@ -224,22 +228,38 @@ impl Evaluator {
             to_run.iter().copied().filter(|&j| plan.nodes[j].inputs.values().any(|(s, _)| *s == i)).collect()
         };
 
-        crossbeam::scope(|scope| {
+        let scoped = crossbeam::scope(|scope| {
             let (job_tx, job_rx) = unbounded::<(usize, Vec<NamedValue>)>();
             let (done_tx, done_rx) = unbounded::<(usize, Result<Vec<NamedValue>, NodeError>, f64)>();
             let keys = &keys;
-            for _ in 0..self.workers.max(1) {
+            let mut spawned = 0;
+            for w in 0..self.workers.clamp(1, MAX_WORKERS) {
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
-                scope.spawn(move |_| {
+                let worker = scope.builder().name(format!("subspace-worker-{w}")).spawn(move |_| {
                     for (i, inputs) in job_rx {
                         let t = Instant::now();
                         let result = self.evaluate_node(plan, i, &inputs, &keys[i], opts);
                         let _ = done_tx.send((i, result, t.elapsed().as_secs_f64()));
                     }
                 });
+                // The system may refuse threads; run with those it gave rather than abort.
+                if worker.is_ok() {
+                    spawned += 1;
+                } else if spawned > 0 {
+                    break;
+                }
             }
             drop(done_tx);
+            if spawned == 0 {
+                drop(job_tx);
+                for (&j, _) in waiting.iter() {
+                    let error = NodeError::internal("the system refused to start a worker thread");
+                    emit(Event::NodeFailed { node: plan.nodes[j].id.clone(), error: error.to_string() });
+                    status.insert(plan.nodes[j].id.clone(), NodeStatus::Failed { error });
+                }
+                return;
+            }
 
             let mut running = 0usize;
             let dispatch = |i: usize, values: &HashMap<usize, Outputs>, running: &mut usize| {
@@ -267,18 +287,17 @@ impl Evaluator {
                 match result {
                     Ok(outputs) => {
                         let outputs = Arc::new(outputs);
-                        self.cache.lock().unwrap().insert(keys[i], CacheEntry { outputs: outputs.clone(), last_used: run });
+                        lock(&self.cache).insert(keys[i], outputs.clone());
                         values.insert(i, outputs);
                         status.insert(id.clone(), NodeStatus::Ran { seconds });
                         emit(Event::NodeFinished { node: id, seconds });
                         for j in dependents(i) {
                             if let Some(c) = waiting.get_mut(&j) {
                                 *c -= 1;
-                                if *c == 0 {
+                                // Once cancelled, a node that becomes ready stays in `waiting` and is reported
+                                // skipped below, so no requested output goes missing without a status.
+                                if *c == 0 && !opts.cancel.is_cancelled() {
                                     waiting.remove(&j);
-                                    if opts.cancel.is_cancelled() {
-                                        continue;
-                                    }
                                     dispatch(j, &values, &mut running);
                                 }
                             }
@@ -306,33 +325,34 @@ impl Evaluator {
                 emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
                 status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
             }
-        })
-        .expect("a worker thread panicked outside the node boundary");
-
-        self.evict(run);
-        let mut outputs = BTreeMap::new();
-        for (i, port) in &plan.requested {
-            if let Some(v) = values.get(i) {
-                let list: Vec<NamedValue> =
-                    v.iter().filter(|nv| port.as_deref().map_or(true, |p| nv.name.as_str() == p)).cloned().collect();
-                outputs.entry(plan.nodes[*i].id.clone()).or_insert_with(Vec::new).extend(list);
+        });
+        if scoped.is_err() {
+            // A worker panicked outside the node boundary: every node without a status failed with it.
+            for &i in &to_run {
+                let id = &plan.nodes[i].id;
+                if !status.contains_key(id) {
+                    let error = NodeError::internal("the host's worker thread failed while running this node");
+                    status.insert(id.clone(), NodeStatus::Failed { error });
+                }
             }
         }
-        RunReport { status, outputs, seconds: started.elapsed().as_secs_f64() }
-    }
 
-    /// Keeps every entry used by run `run`, and the most recently used others up to `cache_limit`.
-    fn evict(&self, run: u64) {
-        let mut cache = self.cache.lock().unwrap();
-        if cache.len() <= self.cache_limit {
-            return;
+        let mut outputs = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (i, port) in &plan.requested {
+            let id = &plan.nodes[*i].id;
+            let list: Vec<NamedValue> = values
+                .get(i)
+                .map(|v| v.iter().filter(|nv| port.as_deref().map_or(true, |p| nv.name.as_str() == p)).cloned().collect())
+                .unwrap_or_default();
+            if list.is_empty() {
+                missing.push(port.as_ref().map_or(id.clone(), |p| format!("{id}.{p}")));
+            }
+            outputs.entry(id.clone()).or_insert_with(Vec::new).extend(list);
         }
-        let mut old: Vec<(Key, u64)> = cache.iter().filter(|(_, e)| e.last_used < run).map(|(k, e)| (*k, e.last_used)).collect();
-        old.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
-        let keep_old = self.cache_limit.saturating_sub(cache.len() - old.len());
-        for (k, _) in old.into_iter().skip(keep_old) {
-            cache.remove(&k);
-        }
+        outputs.retain(|_, v| !v.is_empty());
+        let cache = lock(&self.cache).take_stats();
+        RunReport { status, outputs, missing, cancelled: opts.cancel.is_cancelled(), cache, seconds: started.elapsed().as_secs_f64() }
     }
 
     /// Runs one node in its plugin and checks what it returned.
@@ -342,7 +362,7 @@ impl Evaluator {
         let plugin = &self.registry.plugins[n.node_type.plugin];
         let services = Services { node: &n.id, events: opts.events.as_ref(), cancel: &opts.cancel, models: &self.models };
         let out_dir = opts.out_dir.to_string_lossy().to_string();
-        let seed = u64::from_le_bytes(key[..8].try_into().unwrap());
+        let seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
         let ctx = NodeContext {
             node_id: RStr::from(n.id.as_str()),
             device: self.device,
@@ -394,12 +414,12 @@ impl HostServices for Services<'_> {
         }
     }
     fn cached_model(&self, key: RStr<'_>) -> ROption<ModelRef> {
-        match self.models.lock().unwrap().get(key.as_str()) {
+        match lock(self.models).get(key.as_str()) {
             Some(m) => RSome(m.clone()),
             None => RNone,
         }
     }
     fn cache_model(&self, key: RStr<'_>, model: ModelRef) {
-        self.models.lock().unwrap().insert(key.into(), model);
+        lock(self.models).insert(key.into(), model);
     }
 }

@@ -6,11 +6,13 @@
 //! streaming [`exec::Event`]s. The `subspace` binary (main.rs) is thin glue over these, and a long-running
 //! server can drive the same [`exec::Evaluator`]. The host reads plugin files and graph files; only nodes write.
 
+pub mod cache;
 pub mod exec;
 pub mod graph;
 pub mod plugins;
 pub mod validate;
 
+pub use cache::CacheStats;
 pub use exec::{CancelToken, Evaluator, Event, NodeStatus, RunOptions, RunReport};
 pub use graph::Graph;
 pub use plugins::Registry;

@@ -49,9 +49,12 @@ enum Command {
         /// Folder for files written by result nodes.
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        /// Worker threads for independent nodes.
-        #[arg(long)]
-        workers: Option<usize>,
+        /// Worker threads for independent nodes (1 to 64).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=subspace_host::exec::MAX_WORKERS as i64))]
+        workers: Option<u16>,
+        /// Bytes of node results kept in memory for re-use (e.g. 512MiB, 4GiB); least recently used go first.
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+        cache_budget: u64,
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
@@ -67,7 +70,26 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8787)]
         port: u16,
+        /// Bytes of node results the session keeps for re-use across runs (e.g. 512MiB, 4GiB); least recently
+        /// used go first.
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+        cache_budget: u64,
     },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("'{s}' is not a size like 512MiB or 4GiB: {e}"))
+}
+
+/// Creates `out` and proves it writable before anything runs, so a long run cannot end with nowhere to write.
+fn ensure_writable(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+    let probe = out.join(format!(".subspace-write-check.{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("output folder {} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    // Temporary files of writes that a killed run left behind.
+    subspace_sdk::files::sweep_stale_temps(out);
+    Ok(())
 }
 
 fn main() {
@@ -134,19 +156,19 @@ fn try_main() -> Result<()> {
                 }
             }
         }
-        Command::Serve { graphs, out, port } => {
+        Command::Serve { graphs, out, port, cache_budget } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             anyhow::ensure!(graphs.is_dir(), "--graphs {}: not a folder", graphs.display());
-            std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
-            let editor = Arc::new(serve::Editor::new(registry, device, graphs.clone(), out.clone()));
+            ensure_writable(out)?;
+            let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, *cache_budget)?);
             editor.serve(*port, |addr| {
                 println!("graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)", graphs.display(), out.display());
                 use std::io::Write;
                 std::io::stdout().flush().ok();
             })?;
         }
-        Command::Run { graph, set, out, workers, json } => {
+        Command::Run { graph, set, out, workers, cache_budget, json } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             let mut g = Graph::load(graph)?;
@@ -162,10 +184,11 @@ fn try_main() -> Result<()> {
                     bail!("{} problem(s) in {}; nothing was run", errors.len(), graph.display());
                 }
             };
-            std::fs::create_dir_all(out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+            ensure_writable(out)?;
             let mut evaluator = Evaluator::new(registry, device);
+            evaluator.set_cache_budget(*cache_budget);
             if let Some(w) = workers {
-                evaluator.workers = *w;
+                evaluator.workers = *w as usize;
             }
             eprintln!("running {} on {device}", graph.display());
             let (tx, rx) = crossbeam::channel::unbounded();
@@ -174,7 +197,8 @@ fn try_main() -> Result<()> {
             let report = evaluator.run(&plan, &opts);
             drop(opts);
             printer.join().ok();
-            write_run_report(out, graph, &device.to_string(), &plan, &report)?;
+            // The outputs are printed first: a report that cannot be written must not hide them.
+            let written = write_run_report(out, graph, &device.to_string(), &plan, &report);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
             } else {
@@ -192,6 +216,10 @@ fn try_main() -> Result<()> {
                 report.cached().len(),
                 failed.len()
             );
+            written.context("the run report could not be written")?;
+            if report.failed().is_empty() && !report.missing.is_empty() {
+                bail!("requested output(s) not produced: {}", report.missing.join(", "));
+            }
             if !report.ok() {
                 bail!("{} node(s) did not finish: {}", report.status.values().filter(|s| !matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached)).count(), failed.join(", "));
             }
@@ -270,6 +298,17 @@ fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host
         };
         md += &format!("| {} | {} | {} | {} |\n", n.id, n.node_type.descriptor.id, status.replace('|', "/"), secs);
     }
+    let c = &report.cache;
+    md += &format!(
+        "\nCache: {} results, {} of a {} budget; {} evicted during the run.\n",
+        c.entries,
+        bytesize::ByteSize(c.bytes),
+        bytesize::ByteSize(c.budget),
+        c.evicted
+    );
+    if !report.missing.is_empty() {
+        md += &format!("\nRequested outputs not produced: {}.\n", report.missing.join(", "));
+    }
     for (node, outs) in &report.outputs {
         for o in outs {
             if let Value::Text(t) = &o.value {
@@ -332,7 +371,10 @@ fn report_json(r: &subspace_host::RunReport) -> serde_json::Value {
         .iter()
         .map(|(k, outs)| (k.clone(), outs.iter().map(|o| (o.name.to_string(), value_json(&o.value))).collect::<serde_json::Map<_, _>>().into()))
         .collect();
-    serde_json::json!({"seconds": r.seconds, "nodes": status, "outputs": outputs})
+    let c = &r.cache;
+    let cache = serde_json::json!({"entries": c.entries, "bytes": c.bytes, "budget": c.budget, "evicted": c.evicted});
+    serde_json::json!({"ok": r.ok(), "seconds": r.seconds, "cancelled": r.cancelled, "missing": r.missing, "nodes": status,
+        "outputs": outputs, "cache": cache})
 }
 
 /// The node catalog as JSON: what an editor needs to draw nodes, sockets and widgets.

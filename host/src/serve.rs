@@ -1,30 +1,48 @@
 //! `subspace serve`: the graph editor in a browser. One page (`host/editor/index.html`, compiled in) and a small JSON
 //! API over the same registry, validator and evaluator as the CLI. Graph files are listed, opened and saved in one
-//! folder; runs write under one output folder, one subfolder per run, whose files the page can show. Binds to
-//! 127.0.0.1 only: it is a local tool, with no authentication.
+//! folder; runs write under one output folder, one subfolder per run, whose files the page can show.
+//!
+//! Every web page the user opens can reach 127.0.0.1, so the server trusts only its own page (docs/SECURITY.md):
+//! the Host must be the served address (no DNS rebinding), an Origin must be the page's own, cross-site fetches are
+//! refused, and every state-changing request carries the session token that only the served page holds, with a JSON
+//! Content-Type and a bounded body. Files are served and written only inside their folders, symbolic links refused.
 
 use anyhow::{anyhow, Context, Result};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use subspace_host::{exec::Event, validate, CancelToken, Evaluator, Graph, Registry, RunOptions};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 const PAGE: &str = include_str!("../editor/index.html");
+/// Largest request body accepted (a graph document); the shipped presets are under 20 KB.
+pub const MAX_BODY: usize = 1 << 20;
+/// Requests answered at once; more get 503 rather than a thread each.
+const MAX_IN_FLIGHT: usize = 32;
+/// The header that carries the session token.
+pub const TOKEN_HEADER: &str = "X-Subspace-Token";
 
 pub struct Editor {
     pub registry: Arc<Registry>,
-    /// Folder of graph files the page lists, opens and saves.
+    /// Folder of graph files the page lists, opens and saves (its real path).
     pub graphs: PathBuf,
-    /// Runs write into `out/run-N/`.
+    /// Runs write into `out/run-N/` (its real path).
     pub out: PathBuf,
     pub device: String,
-    /// One evaluator for the session, so a rerun after a change recomputes only what the change touches.
-    evaluator: Mutex<(Evaluator, u32)>,
+    /// Secret of this session, handed to the served page only; state-changing requests must carry it.
+    token: String,
+    /// `host:port` values this server answers to, known once it is bound.
+    hosts: OnceLock<Vec<String>>,
+    /// One evaluator for the session, so a rerun after a change recomputes only what the change touches; the
+    /// number is the last run folder made.
+    evaluator: Mutex<(Evaluator, u64)>,
     /// The current (or last) run's state per node, for the page to poll: "started", "cached", "done", "failed",
     /// "skipped", or progress "done/total message".
     progress: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
     /// The run in progress, for `POST /api/cancel`.
     cancel: Mutex<Option<CancelToken>>,
+    in_flight: AtomicUsize,
 }
 
 type Reply = (u16, &'static str, Vec<u8>);
@@ -39,7 +57,10 @@ fn error(status: u16, message: impl Into<String>) -> Reply {
 
 /// A graph file name inside the graphs folder: letters, digits, `.`, `_`, `-`, ending in `.json`.
 fn graph_name(name: &str) -> Result<&str, Reply> {
-    let ok = name.ends_with(".json") && name.len() > 5 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) && !name.starts_with('.');
+    let ok = name.ends_with(".json")
+        && name.len() > 5
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.starts_with('.');
     if ok {
         Ok(name)
     } else {
@@ -47,14 +68,21 @@ fn graph_name(name: &str) -> Result<&str, Reply> {
     }
 }
 
-/// A path below `root` from a URL tail, refusing anything that would leave it.
-fn inside(root: &Path, rel: &str) -> Option<PathBuf> {
-    let rel = Path::new(rel);
-    if rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        Some(root.join(rel))
-    } else {
-        None
+/// A regular file below `root` (a real path) from a URL tail: no `..` or root, and after resolving symbolic
+/// links still inside `root`.
+fn inside(root: &Path, rel: &str) -> Result<PathBuf, Reply> {
+    let rel_path = Path::new(rel);
+    if rel.is_empty() || !rel_path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(error(404, format!("no file '{rel}'")));
     }
+    let real = root.join(rel_path).canonicalize().map_err(|_| error(404, format!("no file '{rel}'")))?;
+    if !real.starts_with(root) {
+        return Err(error(403, format!("'{rel}' leads outside {} (a symbolic link): refused", root.display())));
+    }
+    if !real.is_file() {
+        return Err(error(404, format!("'{rel}' is not a file")));
+    }
+    Ok(real)
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -66,17 +94,20 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// Every file under `dir`, as paths relative to `base`, sorted.
+/// Every regular file under `dir`, as paths relative to `base`, sorted. Symbolic links are not followed.
 fn files_under(dir: &Path, base: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(ty) = entry.file_type() else { continue };
             let p = entry.path();
-            if p.is_dir() {
+            if ty.is_dir() {
                 stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(base) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
+            } else if ty.is_file() && !entry.file_name().to_string_lossy().starts_with('.') {
+                if let Ok(rel) = p.strip_prefix(base) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
             }
         }
     }
@@ -84,35 +115,128 @@ fn files_under(dir: &Path, base: &Path) -> Vec<String> {
     out
 }
 
+/// The highest N of the `run-N` folders in `out`, so a new session never reuses a folder of an earlier one.
+fn last_run_number(out: &Path) -> u64 {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("run-")?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// 32 random bytes as hex, from the operating system's generator (through `rand`'s thread RNG, a CSPRNG).
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
 impl Editor {
-    pub fn new(registry: Arc<Registry>, device: subspace_sdk::DeviceSpec, graphs: PathBuf, out: PathBuf) -> Editor {
+    pub fn new(registry: Arc<Registry>, device: subspace_sdk::DeviceSpec, graphs: &Path, out: &Path, cache_budget: u64) -> Result<Editor> {
+        let graphs = graphs.canonicalize().with_context(|| format!("--graphs {}", graphs.display()))?;
+        let out = out.canonicalize().with_context(|| format!("--out {}", out.display()))?;
         let evaluator = Evaluator::new(registry.clone(), device);
-        let progress = Arc::new(Mutex::new(serde_json::Map::new()));
-        Editor { registry, graphs, out, device: device.to_string(), evaluator: Mutex::new((evaluator, 0)), progress, cancel: Mutex::new(None) }
+        evaluator.set_cache_budget(cache_budget);
+        let last = last_run_number(&out);
+        Ok(Editor {
+            registry,
+            graphs,
+            out,
+            device: device.to_string(),
+            token: new_token(),
+            hosts: OnceLock::new(),
+            evaluator: Mutex::new((evaluator, last)),
+            progress: Arc::new(Mutex::new(serde_json::Map::new())),
+            cancel: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+        })
     }
 
     /// Serves until the process ends; `on_ready` gets the bound address (port 0 picks a free one).
     pub fn serve(self: Arc<Self>, port: u16, on_ready: impl FnOnce(&str)) -> Result<()> {
         let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-        let addr = server.server_addr().to_ip().map(|a| a.to_string()).unwrap_or_default();
-        on_ready(&addr);
+        let bound = server.server_addr().to_ip().ok_or_else(|| anyhow!("the server has no IP address"))?;
+        let p = bound.port();
+        let _ = self.hosts.set(vec![format!("127.0.0.1:{p}"), format!("localhost:{p}")]);
+        on_ready(&bound.to_string());
         for request in server.incoming_requests() {
+            if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                respond(request, error(503, format!("more than {MAX_IN_FLIGHT} requests at once: try again")), false);
+                continue;
+            }
             let me = self.clone();
             // One thread per request: a long run must not block the page's other calls.
-            std::thread::spawn(move || me.answer(request));
+            let spawned = std::thread::Builder::new().name("subspace-request".into()).spawn(move || {
+                let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| me.answer(request)));
+                if reply.is_err() {
+                    eprintln!("warning: a request failed inside the server; the server keeps serving");
+                }
+                me.in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_err() {
+                // The request went with the closure; the client sees the connection close.
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         Ok(())
     }
 
     fn answer(&self, mut request: Request) {
-        let mut body = Vec::new();
-        let reply = match request.as_reader().read_to_end(&mut body) {
-            Ok(_) => self.route(request.method(), request.url(), &body),
-            Err(e) => error(400, format!("cannot read the request body: {e}")),
+        let method = request.method().clone();
+        let url = request.url().to_string();
+        let reply = match self.admit(&request, &method, &url) {
+            Err(refusal) => refusal,
+            Ok(()) => match read_body(&mut request) {
+                Ok(body) => {
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&method, &url, &body)));
+                    run.unwrap_or_else(|_| error(500, "the request failed inside the host; the server keeps serving"))
+                }
+                Err(refusal) => refusal,
+            },
         };
-        let (status, ty, bytes) = reply;
-        let header = Header::from_bytes("Content-Type", ty).expect("static header");
-        let _ = request.respond(Response::from_data(bytes).with_status_code(status).with_header(header));
+        let page = method == Method::Get && url == "/";
+        respond(request, reply, page);
+    }
+
+    /// The checks every request passes before it is read: Host, Origin, fetch site, and for state-changing
+    /// requests the token and a JSON Content-Type.
+    fn admit(&self, request: &Request, method: &Method, url: &str) -> Result<(), Reply> {
+        let hosts = self.hosts.get().map(Vec::as_slice).unwrap_or_default();
+        match header(request, "Host") {
+            Some(h) if hosts.iter().any(|a| a.eq_ignore_ascii_case(h)) => {}
+            Some(h) => return Err(error(403, format!("Host '{h}' is not this server ({}): refused", hosts.join(" or ")))),
+            None => return Err(error(400, "the request has no Host header")),
+        }
+        if let Some(origin) = header(request, "Origin") {
+            if !hosts.iter().any(|a| origin.eq_ignore_ascii_case(&format!("http://{a}"))) {
+                return Err(error(403, format!("Origin '{origin}' is not this editor's page: refused")));
+            }
+        }
+        // Navigating to the page from elsewhere is fine; anything else from another site is not.
+        let page = *method == Method::Get && url == "/";
+        if let Some(site) = header(request, "Sec-Fetch-Site") {
+            if !page && !matches!(site, "same-origin" | "none") {
+                return Err(error(403, format!("a {site} request to {url}: refused")));
+            }
+        }
+        if matches!(method, Method::Post | Method::Put | Method::Delete | Method::Patch) {
+            if header(request, TOKEN_HEADER) != Some(self.token.as_str()) {
+                return Err(error(403, format!("{method} {url} needs the session token ({TOKEN_HEADER}) that the editor page carries")));
+            }
+            let ty = header(request, "Content-Type").unwrap_or("");
+            if !ty.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+                return Err(error(415, format!("{method} {url} needs Content-Type: application/json, not '{ty}'")));
+            }
+        }
+        Ok(())
     }
 
     fn route(&self, method: &Method, url: &str, body: &[u8]) -> Reply {
@@ -123,34 +247,42 @@ impl Editor {
         };
         let path: &str = &decoded;
         match (method, path) {
-            (Method::Get, "/") => (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec()),
+            (Method::Get, "/") => (200, "text/html; charset=utf-8", self.page().into_bytes()),
             (Method::Get, "/api/nodes") => json_reply(200, &crate::nodes_json(&self.registry)),
             (Method::Get, "/api/graphs") => {
                 let mut names: Vec<String> = std::fs::read_dir(&self.graphs)
                     .into_iter()
                     .flatten()
                     .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .filter_map(|e| e.file_name().into_string().ok())
                     .filter(|n| graph_name(n).is_ok())
                     .collect();
                 names.sort();
-                json_reply(200, &serde_json::json!({ "folder": self.graphs.display().to_string(), "graphs": names, "device": self.device }))
+                let folder = self.graphs.display().to_string();
+                json_reply(200, &serde_json::json!({ "folder": folder, "graphs": names, "device": self.device }))
             }
-            (Method::Get, p) if p.starts_with("/api/graph/") => match graph_name(&p["/api/graph/".len()..]) {
-                Ok(name) => match std::fs::read(self.graphs.join(name)) {
+            (Method::Get, p) if p.starts_with("/api/graph/") => match self.graph_file(&p["/api/graph/".len()..]) {
+                Ok(file) => match std::fs::read(&file) {
                     Ok(bytes) => (200, "application/json", bytes),
-                    Err(e) => error(404, format!("{}: {e}", self.graphs.join(name).display())),
+                    Err(e) => error(404, format!("{}: {e}", file.display())),
                 },
                 Err(r) => r,
             },
-            (Method::Put, p) if p.starts_with("/api/graph/") => match graph_name(&p["/api/graph/".len()..]) {
-                Ok(name) => self.save(name, body),
+            (Method::Put, p) if p.starts_with("/api/graph/") => match self.writable_graph_file(&p["/api/graph/".len()..]) {
+                Ok(file) => save(&file, body),
                 Err(r) => r,
             },
             (Method::Post, "/api/validate") => match parse(body) {
                 Ok(g) => match validate(&g, &self.registry) {
-                    Ok(plan) => json_reply(200, &serde_json::json!({ "ok": true, "needed": plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect::<Vec<_>>() })),
-                    Err(errors) => json_reply(200, &serde_json::json!({ "ok": false, "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+                    Ok(plan) => {
+                        let needed: Vec<String> = plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect();
+                        json_reply(200, &serde_json::json!({ "ok": true, "needed": needed }))
+                    }
+                    Err(errors) => {
+                        let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                        json_reply(200, &serde_json::json!({ "ok": false, "errors": errors }))
+                    }
                 },
                 Err(r) => r,
             },
@@ -170,48 +302,77 @@ impl Editor {
                 Err(r) => r,
             },
             (Method::Get, p) if p.starts_with("/files/") => match inside(&self.out, &p["/files/".len()..]) {
-                Some(file) if file.is_file() => match std::fs::read(&file) {
+                Ok(file) => match std::fs::read(&file) {
                     Ok(bytes) => (200, content_type(&file), bytes),
                     Err(e) => error(500, format!("{}: {e}", file.display())),
                 },
-                _ => error(404, format!("no file {p}")),
+                Err(r) => r,
             },
             _ => error(404, format!("no route {method} {path}")),
         }
     }
 
-    fn save(&self, name: &str, body: &[u8]) -> Reply {
-        let g = match parse(body) {
-            Ok(g) => g,
-            Err(r) => return r,
-        };
-        let path = self.graphs.join(name);
-        let text = match serde_json::to_string_pretty(&g) {
-            Ok(t) => t + "\n",
-            Err(e) => return error(500, e.to_string()),
-        };
-        match crate::write_atomic(&path, text.as_bytes()) {
-            Ok(()) => json_reply(200, &serde_json::json!({ "saved": path.display().to_string() })),
-            Err(e) => error(500, format!("{e:#}")),
+    /// The page with this session's token in a meta tag, where its script reads it.
+    fn page(&self) -> String {
+        PAGE.replacen("<head>", &format!("<head>\n<meta name=\"subspace-token\" content=\"{}\">", self.token), 1)
+    }
+
+    /// An existing graph file: a regular file in the graphs folder, not a symbolic link.
+    fn graph_file(&self, name: &str) -> Result<PathBuf, Reply> {
+        let path = self.graphs.join(graph_name(name)?);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => Err(error(403, format!("{}: a symbolic link, refused", path.display()))),
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(error(404, format!("{}: not a file", path.display()))),
+            Err(e) => Err(error(404, format!("{}: {e}", path.display()))),
         }
+    }
+
+    /// A graph file to write: new, or an existing regular file (never a link or a folder).
+    fn writable_graph_file(&self, name: &str) -> Result<PathBuf, Reply> {
+        let path = self.graphs.join(graph_name(name)?);
+        match std::fs::symlink_metadata(&path) {
+            Err(_) => Ok(path),
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(m) if m.file_type().is_symlink() => Err(error(403, format!("{}: a symbolic link, refused", path.display()))),
+            Ok(_) => Err(error(409, format!("{}: not a file", path.display()))),
+        }
+    }
+
+    /// A new run folder `out/run-N`, never one that exists (another session may share `out`).
+    fn new_run_dir(&self, last: &mut u64) -> Result<(String, PathBuf), Reply> {
+        for _ in 0..10_000 {
+            *last += 1;
+            let name = format!("run-{last}");
+            let dir = self.out.join(&name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok((name, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(error(500, format!("cannot create {}: {e}", dir.display()))),
+            }
+        }
+        Err(error(500, format!("no free run folder in {}", self.out.display())))
     }
 
     fn run(&self, g: &Graph) -> Reply {
         let plan = match validate(g, &self.registry) {
             Ok(p) => p,
-            Err(errors) => return json_reply(200, &serde_json::json!({ "ok": false, "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                return json_reply(200, &serde_json::json!({ "ok": false, "errors": errors }));
+            }
         };
         // One run at a time: they share the evaluator's cache and the machine.
         let mut guard = match self.evaluator.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        guard.1 += 1;
-        let name = format!("run-{}", guard.1);
-        let dir = self.out.join(&name);
-        if let Err(e) = std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display())) {
-            return error(500, format!("{e:#}"));
-        }
+        let (evaluator, last) = &mut *guard;
+        let (name, dir) = match self.new_run_dir(last) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        subspace_sdk::files::sweep_stale_temps(&self.out);
         if let Ok(mut p) = self.progress.lock() {
             p.clear();
         }
@@ -237,14 +398,60 @@ impl Editor {
         if let Ok(mut c) = self.cancel.lock() {
             *c = Some(opts.cancel.clone());
         }
-        let report = guard.0.run(&plan, &opts);
+        let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.run(&plan, &opts)));
         if let Ok(mut c) = self.cancel.lock() {
             *c = None;
         }
         drop(opts);
         listener.join().ok();
+        let Ok(report) = report else {
+            return error(500, format!("{name}: the run failed inside the host; the server keeps serving"));
+        };
         let files = files_under(&dir, &self.out);
         json_reply(200, &serde_json::json!({ "ok": report.ok(), "run": name, "report": crate::report_json(&report), "files": files }))
+    }
+}
+
+/// The body, at most [`MAX_BODY`] bytes (a larger one is refused before it is read whole).
+fn read_body(request: &mut Request) -> Result<Vec<u8>, Reply> {
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(error(413, format!("the request body is over the limit of {MAX_BODY} bytes")));
+    }
+    let mut body = Vec::new();
+    match request.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut body) {
+        Ok(n) if n > MAX_BODY => Err(error(413, format!("the request body is over the limit of {MAX_BODY} bytes"))),
+        Ok(_) => Ok(body),
+        Err(e) => Err(error(400, format!("cannot read the request body: {e}"))),
+    }
+}
+
+fn respond(request: Request, (status, ty, bytes): Reply, page: bool) {
+    let mut response = Response::from_data(bytes).with_status_code(status);
+    let mut headers = vec![("Content-Type", ty), ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")];
+    if page {
+        // No other site may frame the editor (a click on Run there would be the user's own).
+        headers.extend([("X-Frame-Options", "DENY"), ("Content-Security-Policy", "frame-ancestors 'none'")]);
+    }
+    for (k, v) in headers {
+        if let Ok(h) = Header::from_bytes(k, v) {
+            response.add_header(h);
+        }
+    }
+    let _ = request.respond(response);
+}
+
+fn save(path: &Path, body: &[u8]) -> Reply {
+    let g = match parse(body) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let text = match serde_json::to_string_pretty(&g) {
+        Ok(t) => t + "\n",
+        Err(e) => return error(500, e.to_string()),
+    };
+    match crate::write_atomic(path, text.as_bytes()) {
+        Ok(()) => json_reply(200, &serde_json::json!({ "saved": path.display().to_string() })),
+        Err(e) => error(500, format!("{e:#}")),
     }
 }
 

@@ -128,11 +128,26 @@ pub mod toy {
 
     /// z (N x 8) -> tanh(z W) as N x 3 x 8 x 8 in [-1, 1].
     pub fn generator(dir: &Path) -> PathBuf {
+        generator_sized(dir, "gen", 8, [3, 8, 8])
+    }
+
+    /// z (N x dim) -> tanh(z W) as N x C x H x W in [-1, 1], saved as `<name>.pt` with a matching sidecar.
+    pub fn generator_sized(dir: &Path, name: &str, dim: i64, [c, h, w]: [i64; 3]) -> PathBuf {
         tch::manual_seed(3);
-        let w = Tensor::randn([8, 3 * 8 * 8], (Kind::Float, tch::Device::Cpu));
-        save(dir, "gen", Tensor::zeros([2, 8], (Kind::Float, tch::Device::Cpu)), move |z| z.matmul(&w).tanh().view([-1, 3, 8, 8]),
-            serde_json::json!({"format": "subspace.generator/1", "name": "toy", "latent": {"dim": 8, "distribution": "normal"},
-                "output": {"channels": 3, "height": 8, "width": 8, "range": [-1.0, 1.0]}}))
+        let weights = Tensor::randn([dim, c * h * w], (Kind::Float, tch::Device::Cpu));
+        let meta = serde_json::json!({"format": "subspace.generator/1", "name": "toy",
+            "latent": {"dim": dim, "distribution": "normal"},
+            "output": {"channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}});
+        let input = Tensor::zeros([2, dim], (Kind::Float, tch::Device::Cpu));
+        save(dir, name, input, move |z| z.matmul(&weights).tanh().view([-1, c, h, w]), meta)
+    }
+
+    /// Rewrites the JSON sidecar beside `model` with `edit`.
+    pub fn edit_sidecar(model: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let side = model.with_extension("json");
+        let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&side).unwrap()).unwrap();
+        edit(&mut meta);
+        std::fs::write(side, meta.to_string()).unwrap();
     }
 
     fn schema(classes: &[(&str, &[&str])]) -> serde_json::Value {
@@ -141,15 +156,21 @@ pub mod toy {
 
     /// Images -> two binary groups from the channel means (probabilities).
     pub fn classifier(dir: &Path) -> PathBuf {
+        classifier_sized(dir, "clf", 8, 8)
+    }
+
+    /// The same classifier (it takes any image size), with a sidecar declaring an input of `height` x `width`.
+    pub fn classifier_sized(dir: &Path, name: &str, height: i64, width: i64) -> PathBuf {
         // red: R above G; blue: B above G (balanced by symmetry).
         let w = Tensor::from_slice(&[20.0f32, 0.0, -20.0, -20.0, 0.0, 20.0]).view([3, 2]);
         let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);
-        save(dir, "clf", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), move |x| {
+        save(dir, name, Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), move |x| {
             let s = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).matmul(&w); // N x 2
             let a = s.select(1, 0).unsqueeze(1);
             let b = s.select(1, 1).unsqueeze(1);
             Tensor::cat(&[Tensor::cat(&[-&a, a], 1).softmax(1, Kind::Float), Tensor::cat(&[-&b, b], 1).softmax(1, Kind::Float)], 1)
-        }, serde_json::json!({"format": "subspace.classifier/1", "name": "toy", "input": {"channels": 3, "height": 8, "width": 8, "range": [0.0, 1.0]},
+        }, serde_json::json!({"format": "subspace.classifier/1", "name": "toy",
+            "input": {"channels": 3, "height": height, "width": width, "range": [0.0, 1.0]},
             "output": "probabilities", "groups": groups}))
     }
 

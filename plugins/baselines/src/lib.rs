@@ -367,7 +367,7 @@ impl Node for ExportCodes {
         )
         .input(PortSpec::new("codes", port::LATENTS, "latent codes, N x D"))
         .input(PortSpec::new("labels", port::LABELS, "their labels, N x K"))
-        .param(ParamSpec::path("folder", "export", "folder to write; relative paths go in the run's output folder"))
+        .param(ParamSpec::path("folder", "export", "folder to write, relative to the run's output folder"))
         .output(PortSpec::new("folder", port::TEXT, "the folder written"))
         // Writes into the run's output folder, which is not part of the cache key.
         .volatile()
@@ -381,8 +381,8 @@ impl Node for ExportCodes {
             return Err(NodeError::input("labels", format!("labels of shape {:?} for {} codes and a schema of {} classes", l.size(), z.size()[0], labels.schema.len())));
         }
         let folder = io.text("folder")?;
-        let p = Path::new(&folder);
-        let dir = if p.is_absolute() { p.to_path_buf() } else { Path::new(ctx.out_dir()).join(p) };
+        // A folder, so a trailing '/' is allowed; otherwise the SDK's output-path policy.
+        let dir = subspace_sdk::files::output_param(ctx, "folder", folder.trim_end_matches('/'))?;
         let written = files::export(&dir, &z, &l, &labels.schema).map_err(|e| e.at("folder"))?;
         ctx.log(&format!("exported {} files to {}", written.len(), dir.display()));
         io.output("folder", Value::Text(dir.display().to_string().into()));

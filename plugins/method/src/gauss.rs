@@ -237,18 +237,57 @@ impl Gaussians {
         Bundle::new(kind, &meta).with("mu", d.mu).with("log_sd", d.log_sd).with("u", d.u).with("log_w", d.log_w)
     }
 
+    /// The Gaussians of bundle `b` arriving on input `port`, checked (see [`Gaussians::from_bundle_checked`]).
     pub fn from_bundle(b: &Bundle, port: &str) -> Result<Gaussians, NodeError> {
+        Self::from_bundle_checked(b).map_err(|m| NodeError::input(port, format!("{} bundle: {m}", b.kind)))
+    }
+
+    /// The Gaussians of bundle `b`, refused unless every tensor is there, floating-point and finite, their shapes
+    /// agree with each other, with the label schema and with the metadata's `latent_dim` and `rank` when given.
+    /// A loaded file can hold anything; refused here, it cannot fail later in another node. Messages name the
+    /// tensor.
+    pub fn from_bundle_checked(b: &Bundle) -> Result<Gaussians, String> {
         let meta = b.meta_json();
-        let get = |name: &str| b.get(name).ok_or_else(|| NodeError::input(port, format!("{} bundle has no tensor '{name}'", b.kind)));
-        let schema: LabelSchema = serde_json::from_value(meta["schema"].clone())
-            .map_err(|e| NodeError::input(port, format!("{} bundle has no valid label schema: {e}", b.kind)))?;
-        let norm = Normalization::parse(meta["normalization"].as_str().unwrap_or("group")).map_err(|e| NodeError::input(port, e.message.to_string()))?;
+        let get = |name: &str| -> Result<Tensor, String> {
+            let t = b.get(name).ok_or_else(|| format!("no tensor '{name}'"))?;
+            if !t.is_floating_point() {
+                return Err(format!("tensor '{name}' has dtype {:?}; a fit holds floating-point tensors", t.kind()));
+            }
+            Ok(t)
+        };
+        let schema: LabelSchema =
+            serde_json::from_value(meta["schema"].clone()).map_err(|e| format!("no valid label schema: {e}"))?;
+        let norm = meta["normalization"].as_str().unwrap_or("group");
+        let norm = Normalization::parse(norm).map_err(|e| e.message.to_string())?;
         let g = Gaussians { mu: get("mu")?, log_sd: get("log_sd")?, u: get("u")?, log_w: get("log_w")?, schema, norm };
-        let (k, d) = (g.mu.size()[0], g.mu.size()[1]);
-        if g.log_sd.size() != [k, d] || g.u.dim() != 3 || g.u.size()[..2] != [k, d] || g.log_w.size() != [k] || g.schema.len() as i64 != k {
-            return Err(NodeError::input(port, format!("{} bundle tensors disagree: mu {:?}, log_sd {:?}, u {:?}, log_w {:?}, {} classes", b.kind, g.mu.size(), g.log_sd.size(), g.u.size(), g.log_w.size(), g.schema.len())));
+        if g.mu.dim() != 2 || g.mu.size()[0] < 1 || g.mu.size()[1] < 1 {
+            return Err(format!("tensor 'mu' must be K x D with K, D >= 1, found {:?}", g.mu.size()));
         }
-        Ok(g)
+        let (k, d) = (g.mu.size()[0], g.mu.size()[1]);
+        let agree = g.log_sd.size() == [k, d] && g.u.dim() == 3 && g.u.size()[..2] == [k, d] && g.log_w.size() == [k];
+        if !agree || g.schema.len() as i64 != k {
+            let (s, u, w, c) = (g.log_sd.size(), g.u.size(), g.log_w.size(), g.schema.len());
+            return Err(format!("tensors disagree: mu {:?}, log_sd {s:?}, u {u:?}, log_w {w:?}, {c} classes in the schema", g.mu.size()));
+        }
+        for (key, found) in [("latent_dim", d), ("rank", g.u.size()[2])] {
+            if let Some(said) = meta.get(key).and_then(|v| v.as_i64()) {
+                if said != found {
+                    let (mu, u) = (g.mu.size(), g.u.size());
+                    return Err(format!("metadata gives {key} {said}, the tensors {found} (mu {mu:?}, u {u:?})"));
+                }
+            }
+        }
+        // Every value finite: NaN or inf means, an infinite log_sd (zero or infinite spread) or a -inf log weight
+        // (a component that can never win) break the inverses and posteriors downstream.
+        for (name, t) in [("mu", &g.mu), ("log_sd", &g.log_sd), ("u", &g.u), ("log_w", &g.log_w)] {
+            let bad = t.numel() as i64 - t.isfinite().sum(Kind::Int64).int64_value(&[]);
+            if bad > 0 {
+                return Err(format!("tensor '{name}' has {bad} value(s) that are NaN or infinite"));
+            }
+        }
+        // One dtype for the math (fits are float32; a file may hold float64 or half).
+        let f = |t: &Tensor| t.to_kind(Kind::Float);
+        Ok(Gaussians { mu: f(&g.mu), log_sd: f(&g.log_sd), u: f(&g.u), log_w: f(&g.log_w), ..g })
     }
 }
 

@@ -4,13 +4,14 @@ pub mod edit;
 pub mod fit;
 pub mod gauss;
 pub mod score;
+pub mod store;
 
 use fit::{fit, Curves, FitOptions};
 use gauss::{class_aucs, Gaussians, Normalization};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use subspace_sdk::context::randn;
-use subspace_sdk::files::write_atomic;
+use subspace_sdk::files;
 use subspace_sdk::tch::{self, Kind, Tensor};
 use subspace_sdk::*;
 
@@ -339,20 +340,15 @@ impl Node for AttributeEdit {
     }
 }
 
-/// Resolves a result path: relative paths live in the run's output folder.
-fn out_path(ctx: &Ctx<'_, '_>, file: &str) -> PathBuf {
-    let p = Path::new(file);
-    if p.is_absolute() { p.to_path_buf() } else { Path::new(ctx.out_dir()).join(p) }
-}
-
-
 struct SaveFit;
 
 impl Node for SaveFit {
     fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("subspace.save_fit", "1.0.0", "Save fit", "Method: Files", "Saves a Gaussian group or mixture as <file>.safetensors plus <file>.json (atomically).")
+        let doc = "Saves a Gaussian group or mixture as <file>.safetensors (tensors and metadata, atomically), plus a \
+                   readable copy of the metadata in <file>.json.";
+        NodeDescriptor::new("subspace.save_fit", "1.0.0", "Save fit", "Method: Files", doc)
             .input(PortSpec::new("fit", port::ANY, "a gaussians or mixture bundle"))
-            .param(ParamSpec::path("file", "mixture", "file stem; relative paths go in the run's output folder"))
+            .param(ParamSpec::path("file", "mixture", "file stem, relative to the run's output folder"))
             .output(PortSpec::new("file", port::TEXT, "the .safetensors path written"))
             // Writes into the run's output folder, which is not part of the cache key.
             .volatile()
@@ -364,13 +360,12 @@ impl Node for SaveFit {
             other => return Err(NodeError::input("fit", format!("expected gaussians or mixture, got {}", other.port_type()))),
         };
         Gaussians::from_bundle(&b, "fit")?;
-        let stem = out_path(ctx, &io.text("file")?);
-        let st = stem.with_extension("safetensors");
-        let js = stem.with_extension("json");
-        let named: Vec<(String, Tensor)> = b.tensors.iter().map(|t| (t.name.to_string(), t.tensor.tensor().to_device(tch::Device::Cpu).contiguous())).collect();
-        write_atomic(&st, |tmp| Tensor::write_safetensors(&named, tmp).map_err(|e| e.to_string()))?;
-        let meta = serde_json::to_string_pretty(&b.meta_json()).unwrap_or_default();
-        write_atomic(&js, |tmp| std::fs::write(tmp, meta).map_err(|e| e.to_string()))?;
+        // Both files pass the output-path policy (either could be a link).
+        let file = io.text("file")?;
+        let stem = Path::new(&file);
+        let st = files::output_param(ctx, "file", &stem.with_extension("safetensors").to_string_lossy())?;
+        let js = files::output_param(ctx, "file", &stem.with_extension("json").to_string_lossy())?;
+        store::save(&st, &js, &b)?;
         io.output("file", Value::Text(st.display().to_string().into()));
         Ok(())
     }
@@ -380,7 +375,9 @@ struct LoadMixture;
 
 impl Node for LoadMixture {
     fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("subspace.load_mixture", "1.0.0", "Load mixture", "Method: Files", "Loads a mixture saved by Save fit (.safetensors + .json), so editing needs no refit.")
+        let doc = "Loads a mixture saved by Save fit, checked (finite values, float dtypes, shapes that agree with \
+                   its schema), so editing needs no refit.";
+        NodeDescriptor::new("subspace.load_mixture", "1.0.0", "Load mixture", "Method: Files", doc)
             .param(ParamSpec::path("file", "mixture", "file stem or .safetensors path"))
             .output(PortSpec::new("mixture", port::MIXTURE, "the mixture"))
     }
@@ -390,18 +387,18 @@ impl Node for LoadMixture {
         let stem = PathBuf::from(file.strip_suffix(".safetensors").unwrap_or(&file));
         let st = stem.with_extension("safetensors");
         let js = stem.with_extension("json");
-        let tensors = Tensor::read_safetensors(&st).map_err(|e| NodeError::io(format!("{}: cannot read safetensors: {e}", st.display())).at("file"))?;
-        let meta_text = std::fs::read_to_string(&js).map_err(|e| NodeError::io(format!("{}: cannot read: {e}", js.display())).at("file"))?;
-        let meta: serde_json::Value = serde_json::from_str(&meta_text).map_err(|e| NodeError::io(format!("{}: invalid JSON: {e}", js.display())).at("file"))?;
+        let (meta, tensors) = store::load(&st, &js).map_err(|m| NodeError::param("file", m))?;
         if meta["kind"] != port::MIXTURE {
-            return Err(NodeError::param("file", format!("{} holds a {}, not a mixture", js.display(), meta["kind"])));
+            return Err(NodeError::param("file", format!("{} holds a {}, not a mixture", st.display(), meta["kind"])));
         }
         let mut b = Bundle::new(port::MIXTURE, &meta);
         for (name, t) in tensors {
-            b = b.with(&name, t.to_device(ctx.device()));
+            b = b.with(&name, t);
         }
-        Gaussians::from_bundle(&b, "file")?;
-        io.output("mixture", Value::Bundle(b));
+        let refuse = |m: String| NodeError::param("file", format!("{}: {m}", st.display()));
+        let g = Gaussians::from_bundle_checked(&b).map_err(refuse)?;
+        let extra = serde_json::Value::Object(meta.as_object().cloned().unwrap_or_default());
+        io.output("mixture", Value::Bundle(g.to_device(ctx.device()).to_bundle(port::MIXTURE, extra)));
         Ok(())
     }
 }

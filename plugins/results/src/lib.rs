@@ -1,8 +1,7 @@
 //! Result nodes: image grids, curve plots and text reports written under the run's output folder, and a cheap
-//! image preview for a UI. Every file is written atomically (`<name>.tmp`, then a rename), and every path is
-//! resolved inside `ctx.out_dir()`: nothing outside that folder is touched.
+//! image preview for a UI. Every file is written atomically (a temporary file, then a rename), and every path
+//! follows the SDK's output-path policy (`files::output_path`): inside `ctx.out_dir()`, never through a link.
 
-pub mod files;
 pub mod grid;
 pub mod plot;
 
@@ -32,8 +31,7 @@ fn text_input(io: &NodeIo<'_>, port: &str) -> NodeResult<String> {
 
 /// Parameter `file` resolved under the output folder.
 fn out_path(io: &NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<PathBuf> {
-    let file = io.text("file")?;
-    files::resolve(ctx.out_dir(), &file).map_err(|m| NodeError::param("file", m))
+    subspace_sdk::files::output_param(ctx, "file", &io.text("file")?)
 }
 
 fn write(path: &Path, bytes: &[u8], ctx: &Ctx<'_, '_>) -> NodeResult<String> {
@@ -105,7 +103,10 @@ impl Node for SaveGrid {
                     let img = grid::compose(&batch, &indices, layout.samples, layout.steps, style)
                         .map_err(|m| NodeError::input("images", m))?;
                     let bytes = grid::png_bytes(&img).map_err(NodeError::internal)?;
-                    written.push(write(&target_path(&path, target), &bytes, ctx)?);
+                    // Each target's file passes the policy too (it could be a link beside the grid file).
+                    let rel = target_path(Path::new(&io.text("file")?), target);
+                    let file = subspace_sdk::files::output_param(ctx, "file", &rel.to_string_lossy())?;
+                    written.push(write(&file, &bytes, ctx)?);
                 }
                 ctx.progress(total, total, "done");
             }
@@ -436,6 +437,16 @@ mod tests {
         }
         let names: Vec<String> = std::fs::read_dir(dir.join("edits")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+
+        // A target's file that is a link is refused like the grid file itself.
+        let elsewhere = dir.join("elsewhere.png");
+        std::fs::remove_file(dir.join("edits/edit-smile.png")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("edits/edit-smile.png")).unwrap();
+        let inputs = vec![images(12), NamedValue::new("layout", Value::Text(layout.into()))];
+        let e = run_node(&SaveGrid, inputs, &[("file", Value::Text("edits/edit.png".into()))], &dir).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParam);
+        assert!(e.message.contains("edit-smile.png") && e.message.contains("symbolic link"), "{}", e.message);
+        assert!(!elsewhere.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,0 +1,338 @@
+//! Files the nodes write and read: every writing node keeps to the run's output folder and never writes through a
+//! link; a mixture save killed at any point leaves a whole fit; a loaded mixture is checked, naming the file.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use subspace_host::{Evaluator, NodeStatus, Registry, RunOptions, RunReport};
+use subspace_sdk::{ErrorKind, ParamKind, Value};
+use subspace_tests::*;
+
+/// Runs `g` with `out` as the run's output folder.
+fn run_at(e: &Evaluator, out: &Path, g: &G) -> RunReport {
+    e.run(&g.plan(&e.registry), &RunOptions { out_dir: out.to_path_buf(), ..Default::default() })
+}
+
+/// The product plugins with the baselines (export_codes writes too), loaded once.
+fn all_plugins() -> Arc<Registry> {
+    static R: OnceLock<Arc<Registry>> = OnceLock::new();
+    R.get_or_init(|| {
+        let r = registry_of(&[
+            "subspace_plugin_models",
+            "subspace_plugin_method",
+            "subspace_plugin_results",
+            "subspace_plugin_baselines",
+        ]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        Arc::new(r)
+    })
+    .clone()
+}
+
+/// Every node that writes: (node id in [`writers`], node type, path parameter, output port).
+const WRITERS: [(&str, &str, &str, &str); 6] = [
+    ("save_fit", "subspace.save_fit", "file", "file"),
+    ("save_text", "subspace.save_text", "file", "file"),
+    ("save_grid", "subspace.save_grid", "file", "files"),
+    ("plot_curves", "subspace.plot_curves", "file", "file"),
+    ("plot_points", "subspace.plot_points", "file", "file"),
+    ("export_codes", "subspace.export_codes", "folder", "folder"),
+];
+
+/// A small fit on the toy world feeding every writing node; `at(name)` is each writer's path parameter.
+fn writers(gen: &str, clf: &str, at: &dyn Fn(&str) -> String) -> G {
+    let mut g = G::new()
+        .node("sample", "subspace.generator", json!({"model": gen, "count": 300, "seed": 1}))
+        .node("label", "subspace.classifier", json!({"model": clf}))
+        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 2, "rank": 1}))
+        .node("gmm", "subspace.gmm_fit", json!({"steps": 1, "samples": 0}))
+        .node("fresh", "subspace.generator", json!({"model": gen, "count": 4, "seed": 9, "render": false}))
+        .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "zs": "mean"}))
+        .node("render", "subspace.generator", json!({"model": gen}))
+        .node("judge", "subspace.classifier", json!({"model": clf}))
+        .node("score", "subspace.edit_score", json!({}))
+        .node("compare", "subspace.compare_edits", json!({}))
+        .link("sample.images", "label.images")
+        .link("sample.codes", "gauss.codes")
+        .link("label.labels", "gauss.labels")
+        .link("gauss.gaussians", "gmm.gaussians")
+        .link("sample.codes", "gmm.codes")
+        .link("label.labels", "gmm.labels")
+        .link("sample.generator", "gmm.generator")
+        .link("label.classifier", "gmm.classifier")
+        .link("fresh.codes", "edit.codes")
+        .link("gmm.mixture", "edit.mixture")
+        .link("edit.codes", "render.codes")
+        .link("render.images", "judge.images")
+        .link("judge.labels", "score.labels")
+        .link("edit.layout", "score.layout")
+        .link("render.images", "score.images")
+        .link("score.report", "compare.a");
+    for (id, ty, param, port) in WRITERS {
+        let params = serde_json::Value::Object([(param.to_string(), json!(at(id)))].into_iter().collect());
+        g = g.node(id, ty, params).out(&format!("{id}.{port}"));
+    }
+    g.link("gauss.gaussians", "save_fit.fit")
+        .link("gauss.report", "save_text.text")
+        .link("sample.images", "save_grid.images")
+        .link("gauss.curves", "plot_curves.curves")
+        .link("compare.points", "plot_points.points")
+        .link("sample.codes", "export_codes.codes")
+        .link("label.labels", "export_codes.labels")
+}
+
+/// Every file and folder under `dir`.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(tree(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn every_writing_node_refuses_paths_outside_the_output_folder_and_through_links() {
+    // Every volatile node type with a path parameter is a writer this test knows.
+    let reg = all_plugins();
+    for (id, t) in &reg.nodes {
+        let d = &t.descriptor;
+        if d.volatile && d.params.iter().any(|p| matches!(p.kind, ParamKind::Path)) {
+            assert!(WRITERS.iter().any(|w| w.1 == id), "{id} writes files but is not covered here");
+        }
+    }
+    let root = tempfile::tempdir().unwrap();
+    let (out, outside) = (root.path().join("out"), root.path().join("outside"));
+    std::fs::create_dir_all(out.join("sub")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("link")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("sub/link")).unwrap();
+    let gen = toy::generator(root.path()).display().to_string();
+    let clf = toy::classifier(root.path()).display().to_string();
+    let e = evaluator(reg);
+
+    // Fine paths: every writer runs and writes under the output folder.
+    let r = run_at(&e, &out, &writers(&gen, &clf, &|n| format!("sub/ok/{n}")));
+    assert!(r.ok(), "{:#?}", r.status);
+    for (id, _, _, port) in WRITERS {
+        let Some(Value::Text(written)) = r.output(id, port) else { panic!("{id}: no {port}") };
+        for f in written.as_str().lines() {
+            assert!(Path::new(f).starts_with(out.join("sub/ok")) && Path::new(f).exists(), "{id} wrote {f}");
+        }
+    }
+
+    let outside_s = outside.display().to_string();
+    let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 5] = [
+        ("absolute", Box::new(|n| format!("{outside_s}/{n}")), "no root"),
+        ("parent", Box::new(|n| format!("../outside/{n}")), "no '..'"),
+        ("parent inside", Box::new(|n| format!("sub/../../outside/{n}")), "no '..'"),
+        ("link", Box::new(|n| format!("link/{n}")), "symbolic link"),
+        ("link below", Box::new(|n| format!("sub/link/new/{n}")), "symbolic link"),
+    ];
+    for (case, at, rule) in &cases {
+        let r = run_at(&e, &out, &writers(&gen, &clf, at.as_ref()));
+        for (id, _, param, _) in WRITERS {
+            match &r.status[id] {
+                NodeStatus::Failed { error } => {
+                    assert_eq!(error.kind, ErrorKind::InvalidParam, "{case}: {id}: {}", error.message);
+                    let at_param = error.location.clone().into_option().map(|s| s.to_string());
+                    assert_eq!(at_param.as_deref(), Some(param), "{case}: {id}");
+                    let msg = error.message.as_str();
+                    assert!(msg.contains(rule) && msg.contains(&at(id)), "{case}: {id}: {msg}");
+                }
+                s => panic!("{case}: {id} was not refused: {s:?}"),
+            }
+        }
+    }
+    assert_eq!(tree(&outside), Vec::<PathBuf>::new(), "something was written outside the output folder");
+}
+
+const LOOP_ENV: &str = "SUBSPACE_TEST_SAVE_LOOP";
+
+/// Fits a Gaussian group of the given rank on the toy world in `dir` and saves it as `mix` (rank 1..4 alternate,
+/// so a fit's metadata and its tensors tell whether they belong together).
+fn fit_and_save(dir: &Path, rank: i64) -> G {
+    let (gen, clf) = (dir.join("gen.pt").display().to_string(), dir.join("clf.pt").display().to_string());
+    G::new()
+        .node("sample", "subspace.generator", json!({"model": gen, "count": 200, "seed": 1}))
+        .node("label", "subspace.classifier", json!({"model": clf}))
+        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 0, "rank": rank}))
+        .node("gmm", "subspace.gmm_fit", json!({"steps": 0, "samples": 0}))
+        .node("save", "subspace.save_fit", json!({"file": "mix"}))
+        .link("sample.images", "label.images")
+        .link("sample.codes", "gauss.codes")
+        .link("label.labels", "gauss.labels")
+        .link("gauss.gaussians", "gmm.gaussians")
+        .link("sample.codes", "gmm.codes")
+        .link("label.labels", "gmm.labels")
+        .link("sample.generator", "gmm.generator")
+        .link("label.classifier", "gmm.classifier")
+        .link("gmm.mixture", "save.fit")
+        .out("save.file")
+}
+
+/// The child process of the kill test: saves mixtures into `$SUBSPACE_TEST_SAVE_LOOP/out` over and over until it
+/// is killed (or a minute has passed), touching `ready` after the first save.
+#[test]
+#[ignore = "run as a child process by a_kill_during_a_mixture_save_leaves_a_whole_fit"]
+fn save_mixtures_until_killed() {
+    let Ok(dir) = std::env::var(LOOP_ENV) else { return };
+    let dir = PathBuf::from(dir);
+    let e = evaluator(product_registry());
+    let start = Instant::now();
+    for i in 0.. {
+        let r = run_at(&e, &dir.join("out"), &fit_and_save(&dir, 1 + i % 4));
+        assert!(r.ok(), "{:#?}", r.status);
+        if i == 0 {
+            std::fs::write(dir.join("ready"), b"").unwrap();
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_kill_during_a_mixture_save_leaves_a_whole_fit() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    toy::generator(dir);
+    toy::classifier(dir);
+    let out = dir.join("out");
+    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut random = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut temps_left = 0;
+    for round in 0..6 {
+        let _ = std::fs::remove_file(dir.join("ready"));
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["files::save_mixtures_until_killed", "--exact", "--ignored", "--test-threads=1"])
+            .env(LOOP_ENV, dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !dir.join("ready").exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("round {round}: the saving child exited first ({status})");
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "round {round}: the saving child never saved");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_micros(random(300_000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // Whatever the kill interrupted, the file holds one whole fit: its metadata describes its tensors.
+        let r = run_at(&evaluator(product_registry()), &out, &load_mixture(&out.join("mix")));
+        let Some(Value::Bundle(b)) = r.output("load", "mixture") else { panic!("round {round}: {:#?}", r.status) };
+        let (meta, u, mu) = (b.meta_json(), b.get("u").unwrap(), b.get("mu").unwrap());
+        assert_eq!(meta["rank"].as_i64(), Some(u.size()[2]), "round {round}: a torn fit: {meta}");
+        assert_eq!(meta["latent_dim"].as_i64(), Some(mu.size()[1]), "round {round}: {meta}");
+
+        // A killed writer's temporaries are swept by the next run, and nothing else is.
+        let temps = tree(&out).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).count();
+        temps_left += temps;
+        assert_eq!(subspace_sdk::files::sweep_stale_temps(&out), temps, "round {round}");
+        assert!(tree(&out).iter().all(|p| !p.to_string_lossy().ends_with(".tmp")));
+        assert!(out.join("mix.safetensors").exists() && out.join("mix.json").exists());
+    }
+    eprintln!("6 kills, {temps_left} temporary file(s) left by them and swept");
+}
+
+/// A graph that loads the mixture saved at `file`.
+fn load_mixture(file: &Path) -> G {
+    G::new().node("load", "subspace.load_mixture", json!({"file": file.display().to_string()})).out("load.mixture")
+}
+
+/// Writes a safetensors file by hand (8-byte little-endian header length, JSON header, raw data) with the fit's
+/// metadata embedded, as Save fit writes it.
+fn write_fit(path: &Path, meta: &serde_json::Value, tensors: &[(&str, tch::Tensor)]) {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), json!({"subspace.fit": meta.to_string()}));
+    let mut data = Vec::new();
+    for (name, t) in tensors {
+        let t = t.contiguous();
+        let dtype = match t.kind() {
+            tch::Kind::Float => "F32",
+            tch::Kind::Double => "F64",
+            tch::Kind::Int64 => "I64",
+            k => panic!("{k:?}"),
+        };
+        let start = data.len();
+        data.resize(start + t.numel() * t.kind().elt_size_in_bytes(), 0);
+        t.copy_data_u8(&mut data[start..], t.numel());
+        let info = json!({"dtype": dtype, "shape": t.size(), "data_offsets": [start, data.len()]});
+        header.insert(name.to_string(), info);
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    let bytes: Vec<u8> = (h.len() as u64).to_le_bytes().into_iter().chain(h).chain(data).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn loading_refuses_broken_mixtures_naming_the_file_and_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = json!({
+        "format": "subspace.fit/1", "kind": "mixture", "classes": ["red.no", "red.yes"],
+        "schema": {"groups": [{"name": "red", "classes": ["no", "yes"]}]},
+        "normalization": "group", "latent_dim": 3, "rank": 1,
+    });
+    let f = |v: &[f32], shape: &[i64]| tch::Tensor::from_slice(v).view(shape);
+    let good = || vec![
+        ("mu", f(&[0.0, 1.0, 2.0, -1.0, 0.5, 0.0], &[2, 3])),
+        ("log_sd", f(&[0.0; 6], &[2, 3])),
+        ("u", f(&[0.1; 6], &[2, 3, 1])),
+        ("log_w", f(&[0.0, 0.0], &[2])),
+    ];
+    let load = |file: &Path| run_at(&evaluator(product_registry()), dir.path(), &load_mixture(file));
+    let ok = dir.path().join("good.safetensors");
+    write_fit(&ok, &meta, &good());
+    assert!(load(&ok).ok(), "{:#?}", load(&ok).status);
+
+    let broken = |name: &str, t: tch::Tensor| -> Vec<(&str, tch::Tensor)> {
+        good().into_iter().map(|(n, v)| (n, if n == name { t.shallow_clone() } else { v })).collect()
+    };
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    let cases = [
+        ("nan-mean", "mu", broken("mu", f(&[nan, 1.0, 2.0, -1.0, 0.5, 0.0], &[2, 3])), "NaN or infinite"),
+        ("inf-mean", "mu", broken("mu", f(&[0.0, inf, 2.0, -1.0, 0.5, 0.0], &[2, 3])), "NaN or infinite"),
+        ("inf-log-sd", "log_sd", broken("log_sd", f(&[0.0, 0.0, inf, 0.0, 0.0, 0.0], &[2, 3])), "NaN or infinite"),
+        ("minus-inf-weight", "log_w", broken("log_w", f(&[0.0, -inf], &[2])), "NaN or infinite"),
+        ("integer-mean", "mu", broken("mu", tch::Tensor::from_slice(&[0i64, 1, 2, -1, 0, 0]).view([2, 3])), "Int64"),
+        ("wrong-rank", "u", broken("u", f(&[0.1; 12], &[2, 3, 2])), "rank 1, the tensors 2"),
+        ("three-weights", "log_w", broken("log_w", f(&[0.0; 3], &[3])), "log_w [3]"),
+    ];
+    for (file, tensor, tensors, says) in cases {
+        let path = dir.path().join(format!("{file}.safetensors"));
+        write_fit(&path, &meta, &tensors);
+        let r = load(&path);
+        match &r.status["load"] {
+            NodeStatus::Failed { error } => {
+                let msg = error.message.as_str();
+                assert_eq!(error.kind, ErrorKind::InvalidParam, "{file}: {msg}");
+                let named = msg.contains(&path.display().to_string()) && msg.contains(tensor);
+                assert!(named && msg.contains(says), "{file}: {msg}");
+            }
+            s => panic!("{file} was accepted: {s:?}"),
+        }
+    }
+
+    // Files saved before the metadata was embedded are read with the .json beside them, and checked alike.
+    let older = dir.path().join("older.safetensors");
+    tch::Tensor::write_safetensors(&broken("log_sd", f(&[f32::NAN; 6], &[2, 3])), &older).unwrap();
+    std::fs::write(dir.path().join("older.json"), meta.to_string()).unwrap();
+    let r = load(&older);
+    let NodeStatus::Failed { error } = &r.status["load"] else { panic!("older file accepted: {:?}", r.status) };
+    assert!(error.message.contains("older.safetensors") && error.message.contains("log_sd"), "{}", error.message);
+}
