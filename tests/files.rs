@@ -5,14 +5,9 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use subspace_host::{Evaluator, NodeStatus, Registry, RunOptions, RunReport};
+use subspace_host::{NodeStatus, Registry};
 use subspace_sdk::{ErrorKind, ParamKind, Value};
 use subspace_tests::*;
-
-/// Runs `g` with `out` as the run's output folder.
-fn run_at(e: &Evaluator, out: &Path, g: &G) -> RunReport {
-    e.run(&g.plan(&e.registry), &RunOptions { out_dir: out.to_path_buf(), ..Default::default() })
-}
 
 /// The product plugins with the baselines (export_codes writes too), loaded once.
 fn all_plugins() -> Arc<Registry> {
@@ -42,25 +37,13 @@ const WRITERS: [(&str, &str, &str, &str); 6] = [
 
 /// A small fit on the toy world feeding every writing node; `at(name)` is each writer's path parameter.
 fn writers(gen: &str, clf: &str, at: &dyn Fn(&str) -> String) -> G {
-    let mut g = G::new()
-        .node("sample", "subspace.generator", json!({"model": gen, "count": 300, "seed": 1}))
-        .node("label", "subspace.classifier", json!({"model": clf}))
-        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 2, "rank": 1}))
-        .node("gmm", "subspace.gmm_fit", json!({"steps": 1, "samples": 0}))
+    let mut g = toy_fit(gen, clf, 300, json!({"steps": 2, "rank": 1}), json!({"steps": 1, "samples": 0}))
         .node("fresh", "subspace.generator", json!({"model": gen, "count": 4, "seed": 9, "render": false}))
         .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "zs": "mean"}))
         .node("render", "subspace.generator", json!({"model": gen}))
         .node("judge", "subspace.classifier", json!({"model": clf}))
         .node("score", "subspace.edit_score", json!({}))
         .node("compare", "subspace.compare_edits", json!({}))
-        .link("sample.images", "label.images")
-        .link("sample.codes", "gauss.codes")
-        .link("label.labels", "gauss.labels")
-        .link("gauss.gaussians", "gmm.gaussians")
-        .link("sample.codes", "gmm.codes")
-        .link("label.labels", "gmm.labels")
-        .link("sample.generator", "gmm.generator")
-        .link("label.classifier", "gmm.classifier")
         .link("fresh.codes", "edit.codes")
         .link("gmm.mixture", "edit.mixture")
         .link("edit.codes", "render.codes")
@@ -157,20 +140,8 @@ const LOOP_ENV: &str = "SUBSPACE_TEST_SAVE_LOOP";
 /// so a fit's metadata and its tensors tell whether they belong together).
 fn fit_and_save(dir: &Path, rank: i64) -> G {
     let (gen, clf) = (dir.join("gen.pt").display().to_string(), dir.join("clf.pt").display().to_string());
-    G::new()
-        .node("sample", "subspace.generator", json!({"model": gen, "count": 200, "seed": 1}))
-        .node("label", "subspace.classifier", json!({"model": clf}))
-        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 0, "rank": rank}))
-        .node("gmm", "subspace.gmm_fit", json!({"steps": 0, "samples": 0}))
+    toy_fit(&gen, &clf, 200, json!({"steps": 0, "rank": rank}), json!({"steps": 0, "samples": 0}))
         .node("save", "subspace.save_fit", json!({"file": "mix"}))
-        .link("sample.images", "label.images")
-        .link("sample.codes", "gauss.codes")
-        .link("label.labels", "gauss.labels")
-        .link("gauss.gaussians", "gmm.gaussians")
-        .link("sample.codes", "gmm.codes")
-        .link("label.labels", "gmm.labels")
-        .link("sample.generator", "gmm.generator")
-        .link("label.classifier", "gmm.classifier")
         .link("gmm.mixture", "save.fit")
         .out("save.file")
 }

@@ -400,17 +400,25 @@ fn the_cache_stays_within_its_byte_budget_evicting_the_least_recently_used() {
     assert!(!status(1_000_000).0);
 }
 
-#[test]
-fn absurd_worker_counts_are_refused_by_the_cli_and_clamped_by_the_library() {
+/// The CLI with only the test plugin loaded, and a one-node graph file `g.json` in a fresh folder.
+fn cli_with_constant(args: &[&str]) -> (tempfile::TempDir, std::process::Output) {
     let tmp = tempfile::tempdir().unwrap();
     let graph = tmp.path().join("g.json");
-    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({})).out("k").0).unwrap()).unwrap();
+    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({"value": 4.0})).out("k").0).unwrap()).unwrap();
     let dir = plugin_dir(&["subspace_test_nodes"]);
+    let args: Vec<String> = args.iter().map(|a| a.replace("TMP", tmp.path().to_str().unwrap())).collect();
     let out = Command::new(host_binary())
         .args(["--no-default-plugins", "--plugins", dir.path().to_str().unwrap(), "--device", "cpu", "run"])
-        .args([graph.to_str().unwrap(), "--workers", "100000", "--out", tmp.path().join("o").to_str().unwrap()])
+        .arg(&graph)
+        .args(&args)
         .output()
         .unwrap();
+    (tmp, out)
+}
+
+#[test]
+fn absurd_worker_counts_are_refused_by_the_cli_and_clamped_by_the_library() {
+    let (_tmp, out) = cli_with_constant(&["--workers", "100000", "--out", "TMP/o"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "an argument error, not a signal: {err}");
     assert!(err.contains("--workers") && err.contains("100000"), "{err}");
@@ -423,18 +431,32 @@ fn absurd_worker_counts_are_refused_by_the_cli_and_clamped_by_the_library() {
 #[test]
 fn an_output_folder_that_cannot_be_written_is_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let graph = tmp.path().join("g.json");
-    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({})).out("k").0).unwrap()).unwrap();
     let blocker = tmp.path().join("a-file");
     std::fs::write(&blocker, b"x").unwrap();
-    let dir = plugin_dir(&["subspace_test_nodes"]);
-    let out = Command::new(host_binary())
-        .args(["--no-default-plugins", "--plugins", dir.path().to_str().unwrap(), "--device", "cpu", "run"])
-        .args([graph.to_str().unwrap(), "--out", blocker.join("out").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let (_g, out) = cli_with_constant(&["--out", blocker.join("out").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("output folder") && err.contains("a-file"), "{err}");
     assert!(!err.contains("running"), "nothing should run: {err}");
+}
+
+#[test]
+fn the_outputs_are_printed_even_when_the_run_report_cannot_be_written() {
+    // A folder where the report file should go makes its rename fail after the run.
+    let (tmp, out) = cli_with_constant(&["--out", "TMP/o", "--json"]);
+    assert!(out.status.success());
+    std::fs::remove_file(tmp.path().join("o/run-report.json")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("o/run-report.json/blocked")).unwrap();
+    let graph = tmp.path().join("g.json");
+    let dir = plugin_dir(&["subspace_test_nodes"]);
+    let out = Command::new(host_binary())
+        .args(["--no-default-plugins", "--plugins", dir.path().to_str().unwrap(), "--device", "cpu", "run"])
+        .args([graph.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a report that cannot be written is a failure");
+    assert!(err.contains("run report") && err.contains("run-report.json"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(report["outputs"]["k"]["value"], json!(4.0), "the outputs still reach stdout");
 }

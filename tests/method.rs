@@ -12,31 +12,14 @@ fn text(r: &subspace_host::RunReport, node: &str, port: &str) -> serde_json::Val
     }
 }
 
-/// Runs `g` with `out` as the run's output folder (where Save fit writes).
-fn run_at(e: &subspace_host::Evaluator, out: &std::path::Path, g: &G) -> subspace_host::RunReport {
-    e.run(&g.plan(&e.registry), &subspace_host::RunOptions { out_dir: out.to_path_buf(), ..Default::default() })
-}
-
 /// Fit on the toy world, edit 10 fresh codes toward every class, render and re-label the edits.
 fn pipeline(gen: &str, clf: &str, mode: &str) -> G {
-    G::new()
-        .node("sample", "subspace.generator", json!({"model": gen, "count": 3000, "seed": 1}))
-        .node("label", "subspace.classifier", json!({"model": clf}))
-        .node("gauss", "subspace.single_gauss_fit", json!({"steps": 60, "rank": 2}))
-        .node("gmm", "subspace.gmm_fit", json!({"steps": 80, "samples": 8, "lr": 0.01}))
+    toy_fit(gen, clf, 3000, json!({"steps": 60, "rank": 2}), json!({"steps": 80, "samples": 8, "lr": 0.01}))
         .node("save", "subspace.save_fit", json!({"file": "toy"}))
         .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "render": false}))
         .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "mode": mode}))
         .node("render", "subspace.generator", json!({"model": gen}))
         .node("judge", "subspace.classifier", json!({"model": clf}))
-        .link("sample.images", "label.images")
-        .link("sample.codes", "gauss.codes")
-        .link("label.labels", "gauss.labels")
-        .link("gauss.gaussians", "gmm.gaussians")
-        .link("sample.codes", "gmm.codes")
-        .link("label.labels", "gmm.labels")
-        .link("sample.generator", "gmm.generator")
-        .link("label.classifier", "gmm.classifier")
         .link("gmm.mixture", "save.fit")
         .link("fresh.codes", "edit.codes")
         .link("gmm.mixture", "edit.mixture")

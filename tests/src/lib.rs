@@ -101,6 +101,29 @@ pub fn run(e: &Evaluator, g: &G) -> RunReport {
     e.run(&g.plan(&e.registry), &RunOptions::default())
 }
 
+/// Plans and runs `g` once with `out` as the run's output folder (where writing nodes write).
+pub fn run_at(e: &Evaluator, out: &std::path::Path, g: &G) -> RunReport {
+    e.run(&g.plan(&e.registry), &RunOptions { out_dir: out.to_path_buf(), ..Default::default() })
+}
+
+/// The method's fitting chain on toy models: `sample` (generator, `count` codes) -> `label` (classifier) ->
+/// `gauss` (SingleGaussFit with `gauss` params) -> `gmm` (GMMFit with `gmm` params, linked to the models).
+pub fn toy_fit(gen: &str, clf: &str, count: i64, gauss: serde_json::Value, gmm: serde_json::Value) -> G {
+    G::new()
+        .node("sample", "subspace.generator", serde_json::json!({"model": gen, "count": count, "seed": 1}))
+        .node("label", "subspace.classifier", serde_json::json!({"model": clf}))
+        .node("gauss", "subspace.single_gauss_fit", gauss)
+        .node("gmm", "subspace.gmm_fit", gmm)
+        .link("sample.images", "label.images")
+        .link("sample.codes", "gauss.codes")
+        .link("label.labels", "gauss.labels")
+        .link("gauss.gaussians", "gmm.gaussians")
+        .link("sample.codes", "gmm.codes")
+        .link("label.labels", "gmm.labels")
+        .link("sample.generator", "gmm.generator")
+        .link("label.classifier", "gmm.classifier")
+}
+
 /// The product plugins (models, method, results), loaded once per test process.
 pub fn product_registry() -> Arc<Registry> {
     static R: OnceLock<Arc<Registry>> = OnceLock::new();
