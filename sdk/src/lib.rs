@@ -14,14 +14,17 @@
 //! nodes and the host use for every file they produce.
 
 pub mod context;
+pub mod declare;
 pub mod error;
 pub mod files;
+pub mod kinds;
 pub mod module;
 pub mod node;
 pub mod schema;
 pub mod tensor;
 pub mod value;
 
+pub use declare::{Declare, Declared, Input, NodeInfo, Optional, Output, Param};
 pub use context::{Ctx, DeviceSpec, HostServices, HostServices_TO, Model, ModelRef, Model_TO, NodeContext};
 pub use error::{ErrorKind, NodeError, NodeResult};
 pub use module::{BuildInfo, PluginModule, PluginModuleRef, SDK_ABI_MAJOR, SDK_ABI_MINOR};
@@ -34,24 +37,37 @@ pub use value::{port, Bundle, LabelGroup, LabelSchema, Labels, NamedTensor, Name
 pub use abi_stable;
 pub use tch;
 
-/// Exports the listed nodes as a Subspace plugin.
+/// Everything a node author uses, in one import: `use subspace_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::declare::{Choice, Declare, Declared, Input, NodeInfo, Optional, Output, Param, PortValue};
+    pub use crate::kinds::{Classifier, Curves, Directions, Gaussians, Generator, Images, Latents, Mixture};
+    pub use crate::{port, Bundle, Ctx, LabelSchema, Labels, NodeError, NodeIo, NodeResult, Value};
+    pub use tch::{Device, Kind, Tensor};
+}
+
+/// Exports the listed nodes as a Subspace plugin: types implementing [`Declared`], or, with `nodes: [...]`,
+/// values implementing the low-level [`Node`] trait (nodes built at run time).
 ///
 /// ```ignore
-/// subspace_sdk::export_plugin!(MyNode, MyOtherNode::default());
+/// subspace_sdk::export_plugin!(Scale, Brighten);
+/// subspace_sdk::export_plugin!(nodes: [MyRawNode::new("a"), MyRawNode::new("b")]);
 /// ```
 ///
 /// The exported symbol is abi_stable's root-module loader (what `#[export_root_module]` would emit), written
 /// out here so that plugins depend on this SDK only.
 #[macro_export]
 macro_rules! export_plugin {
-    ($($node:expr),* $(,)?) => {
+    (nodes: [$($node:expr),* $(,)?]) => {
+        $crate::export_plugin!(@boxed $(::std::boxed::Box::new($node) as ::std::boxed::Box<dyn $crate::Node>),*);
+    };
+    (@boxed $($boxed:expr),*) => {
         #[doc(hidden)]
         pub struct __SubspacePlugin;
         impl $crate::PluginNodes for __SubspacePlugin {
             fn nodes() -> &'static [::std::boxed::Box<dyn $crate::Node>] {
                 static NODES: ::std::sync::OnceLock<::std::vec::Vec<::std::boxed::Box<dyn $crate::Node>>> =
                     ::std::sync::OnceLock::new();
-                NODES.get_or_init(|| ::std::vec![$(::std::boxed::Box::new($node) as ::std::boxed::Box<dyn $crate::Node>),*])
+                NODES.get_or_init(|| ::std::vec![$($boxed),*])
             }
         }
         #[doc(hidden)]
@@ -71,6 +87,10 @@ macro_rules! export_plugin {
                 )
             }
         };
+    };
+    ($($node:ty),* $(,)?) => {
+        $crate::export_plugin!(@boxed $(::std::boxed::Box::new($crate::declare::DeclaredNode::<$node>::default())
+            as ::std::boxed::Box<dyn $crate::Node>),*);
     };
 }
 

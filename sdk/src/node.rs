@@ -21,6 +21,11 @@ pub trait Node: Send + Sync + 'static {
     fn descriptor(&self) -> NodeDescriptor;
     /// Reads inputs and parameters from `io`, writes outputs to it.
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()>;
+    /// Mistakes in the declaration (names declared twice, defaults outside their range): the plugin is refused at
+    /// load with these, naming the node.
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Inputs, parameters (already validated and defaulted by the host) and outputs of one evaluation.
@@ -93,7 +98,11 @@ impl<'a> NodeIo<'a> {
         }
     }
 
-    fn param(&self, name: &str) -> NodeResult<&Value> {
+    /// The value of parameter `name` (validated and defaulted by the host).
+    ///
+    /// # Errors
+    /// The node did not declare `name`.
+    pub fn param_value(&self, name: &str) -> NodeResult<&Value> {
         self.params
             .iter()
             .find(|v| v.name.as_str() == name)
@@ -101,26 +110,26 @@ impl<'a> NodeIo<'a> {
             .ok_or_else(|| NodeError::param(name, "parameter missing (not declared by the node?)"))
     }
     pub fn float(&self, name: &str) -> NodeResult<f64> {
-        match self.param(name)? {
+        match self.param_value(name)? {
             Value::Float(x) => Ok(*x),
             Value::Int(x) => Ok(*x as f64),
             other => Err(NodeError::param(name, format!("expected float, got {}", other.port_type()))),
         }
     }
     pub fn int(&self, name: &str) -> NodeResult<i64> {
-        match self.param(name)? {
+        match self.param_value(name)? {
             Value::Int(x) => Ok(*x),
             other => Err(NodeError::param(name, format!("expected int, got {}", other.port_type()))),
         }
     }
     pub fn bool(&self, name: &str) -> NodeResult<bool> {
-        match self.param(name)? {
+        match self.param_value(name)? {
             Value::Bool(x) => Ok(*x),
             other => Err(NodeError::param(name, format!("expected bool, got {}", other.port_type()))),
         }
     }
     pub fn text(&self, name: &str) -> NodeResult<String> {
-        match self.param(name)? {
+        match self.param_value(name)? {
             Value::Text(x) => Ok(x.to_string()),
             other => Err(NodeError::param(name, format!("expected text, got {}", other.port_type()))),
         }
@@ -168,9 +177,40 @@ extern "C" fn build_info<P: PluginNodes>() -> BuildInfo {
     BuildInfo::current(std::any::type_name::<P>().split("::").next().unwrap_or("plugin"))
 }
 
+/// Every declaration mistake of the plugin's nodes, each naming its node; what a host refuses the plugin for.
+pub fn declaration_problems(nodes: &[Box<dyn Node>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for n in nodes {
+        let d = n.descriptor();
+        let id = d.id.to_string();
+        if !ids.insert(id.clone()) {
+            problems.push(format!("node '{id}' is exported twice"));
+        }
+        let mut all = n.problems();
+        for p in d.params.iter() {
+            if let Err(e) = p.check(&p.default) {
+                all.push(format!("the default of {e}"));
+            }
+        }
+        problems.extend(all.into_iter().map(|p| format!("node '{id}': {p}")));
+    }
+    problems.dedup();
+    problems
+}
+
 extern "C" fn describe<P: PluginNodes>() -> RResult<RVec<NodeDescriptor>, NodeError> {
-    match catch_unwind(|| P::nodes().iter().map(|n| n.descriptor()).collect::<RVec<_>>()) {
-        Ok(list) => ROk(list),
+    let described = catch_unwind(|| {
+        let problems = declaration_problems(P::nodes());
+        if problems.is_empty() {
+            Ok(P::nodes().iter().map(|n| n.descriptor()).collect::<RVec<_>>())
+        } else {
+            Err(problems.join("; "))
+        }
+    });
+    match described {
+        Ok(Ok(list)) => ROk(list),
+        Ok(Err(problems)) => RErr(NodeError::internal(format!("declaration mistakes: {problems}"))),
         Err(p) => RErr(NodeError::new(ErrorKind::Panic, format!("describe panicked: {}", panic_message(p)))),
     }
 }

@@ -418,7 +418,7 @@ impl Node for ImportDirections {
     }
 }
 
-export_plugin!(InterFaceGan, GanSpace, SeFa, DirectionEdit, ExportCodes, ImportDirections);
+export_plugin!(nodes: [InterFaceGan, GanSpace, SeFa, DirectionEdit, ExportCodes, ImportDirections]);
 
 #[cfg(test)]
 mod tests {

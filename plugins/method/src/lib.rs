@@ -510,4 +510,4 @@ impl Node for CompareEdits {
     }
 }
 
-export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore, CompareEdits);
+export_plugin!(nodes: [SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore, CompareEdits]);

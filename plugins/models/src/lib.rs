@@ -161,7 +161,7 @@ pub use model::resolve as resolve_model_path;
 #[doc(hidden)]
 pub use model::TorchModel as Model_;
 
-export_plugin!(Generator, Classifier);
+export_plugin!(nodes: [Generator, Classifier]);
 
 #[allow(dead_code)]
 fn _assert_model_is_send(m: TorchModel) -> impl Send + Sync {

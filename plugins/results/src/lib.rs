@@ -356,7 +356,7 @@ impl Node for ImagePreview {
     }
 }
 
-export_plugin!(SaveGrid, PlotCurves, PlotPoints, SaveText, ImagePreview);
+export_plugin!(nodes: [SaveGrid, PlotCurves, PlotPoints, SaveText, ImagePreview]);
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use subspace_sdk::tch::{Kind, Tensor};
-use subspace_sdk::*;
+use subspace_sdk::prelude::*;
 
 const CAT: &str = "Test";
 
@@ -12,99 +11,118 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
-struct Constant;
-impl Node for Constant {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.constant", "1.0.0", "Constant", CAT, "Outputs its parameter.")
-            .param(ParamSpec::float("value", 0.0, -1e9, 1e9, "the number"))
-            .output(PortSpec::new("value", port::FLOAT, "the number"))
+const fn info(id: &'static str, name: &'static str, doc: &'static str) -> NodeInfo {
+    NodeInfo { id, version: "1.0.0", name, category: CAT, doc }
+}
+
+struct Constant {
+    value: Param<f64>,
+    out: Output<f64>,
+}
+impl Declared for Constant {
+    const INFO: NodeInfo = info("test.constant", "Constant", "Outputs its parameter.");
+    fn declare(d: &mut Declare) -> Self {
+        Constant { value: d.float("value", 0.0, -1e9..=1e9, "the number"), out: d.output("value", "the number") }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let v = io.float("value")?;
-        io.output("value", Value::Float(v));
+        let v = io.read(&self.value)?;
+        io.write(&self.out, v);
         Ok(())
     }
 }
 
-fn float_input(io: &NodeIo<'_>, port: &str) -> NodeResult<f64> {
-    match io.input(port)? {
-        Value::Float(x) => Ok(*x),
-        other => Err(NodeError::input(port, format!("expected float, got {}", other.port_type()))),
-    }
+struct Add {
+    augend: Input<f64>,
+    addend: Input<f64>,
+    sum: Output<f64>,
 }
-
-struct Add;
-impl Node for Add {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.add", "1.2.0", "Add", CAT, "augend + addend")
-            .input(PortSpec::new("augend", port::FLOAT, "left"))
-            .input(PortSpec::new("addend", port::FLOAT, "right"))
-            .output(PortSpec::new("sum", port::FLOAT, "augend + addend"))
+impl Declared for Add {
+    const INFO: NodeInfo = NodeInfo { version: "1.2.0", ..info("test.add", "Add", "augend + addend") };
+    fn declare(d: &mut Declare) -> Self {
+        Add { augend: d.input("augend", "left"), addend: d.input("addend", "right"), sum: d.output("sum", "augend + addend") }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let s = float_input(io, "augend")? + float_input(io, "addend")?;
-        io.output("sum", Value::Float(s));
+        let s = io.read(&self.augend)? + io.read(&self.addend)?;
+        io.write(&self.sum, s);
         Ok(())
     }
 }
 
-struct Scale;
-impl Node for Scale {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.scale", "1.0.0", "Scale", CAT, "value x factor")
-            .input(PortSpec::new("value", port::FLOAT, "input"))
-            .param(ParamSpec::float("factor", 1.0, -1e6, 1e6, "multiplier"))
-            .output(PortSpec::new("value", port::FLOAT, "value x factor"))
+struct Scale {
+    value: Input<f64>,
+    factor: Param<f64>,
+    out: Output<f64>,
+}
+impl Declared for Scale {
+    const INFO: NodeInfo = info("test.scale", "Scale", "value x factor");
+    fn declare(d: &mut Declare) -> Self {
+        Scale {
+            value: d.input("value", "input"),
+            factor: d.float("factor", 1.0, -1e6..=1e6, "multiplier"),
+            out: d.output("value", "value x factor"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let v = float_input(io, "value")? * io.float("factor")?;
-        io.output("value", Value::Float(v));
+        let v = io.read(&self.value)? * io.read(&self.factor)?;
+        io.write(&self.out, v);
         Ok(())
     }
 }
 
-struct Sleep;
-impl Node for Sleep {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.sleep", "1.0.0", "Sleep", CAT, "Waits, then passes its input on; reports when it ran.")
-            .input(PortSpec::new("value", port::FLOAT, "passed through").optional())
-            .param(ParamSpec::int("ms", 100, 0, 60_000, "how long"))
-            .output(PortSpec::new("value", port::FLOAT, "the input, or 0"))
-            .output(PortSpec::new("started", port::FLOAT, "UNIX time it started"))
-            .output(PortSpec::new("finished", port::FLOAT, "UNIX time it finished"))
+struct Sleep {
+    value: Optional<f64>,
+    ms: Param<i64>,
+    out: Output<f64>,
+    started: Output<f64>,
+    finished: Output<f64>,
+}
+impl Declared for Sleep {
+    const INFO: NodeInfo = info("test.sleep", "Sleep", "Waits, then passes its input on; reports when it ran.");
+    fn declare(d: &mut Declare) -> Self {
+        Sleep {
+            value: d.optional("value", "passed through"),
+            ms: d.int("ms", 100, 0..=60_000, "how long"),
+            out: d.output("value", "the input, or 0"),
+            started: d.output("started", "UNIX time it started"),
+            finished: d.output("finished", "UNIX time it finished"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
         let started = now();
-        let ms = io.int("ms")? as u64;
+        let ms = io.read(&self.ms)? as u64;
         for step in 0..10 {
             ctx.progress(step, 10, "sleeping");
             std::thread::sleep(Duration::from_millis(ms / 10));
         }
-        let v = if io.get("value").is_some() { float_input(io, "value")? } else { 0.0 };
-        io.output("value", Value::Float(v));
-        io.output("started", Value::Float(started));
-        io.output("finished", Value::Float(now()));
+        let v = io.read(&self.value)?.unwrap_or(0.0);
+        io.write(&self.out, v);
+        io.write(&self.started, started);
+        io.write(&self.finished, now());
         Ok(())
     }
 }
 
-struct Fail;
-impl Node for Fail {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.fail", "1.0.0", "Fail", CAT, "Always fails with an error naming its input.")
-            .input(PortSpec::new("value", port::FLOAT, "ignored").optional())
-            .output(PortSpec::new("value", port::FLOAT, "never produced"))
+struct Fail {
+    value: Optional<f64>,
+    _out: Output<f64>,
+}
+impl Declared for Fail {
+    const INFO: NodeInfo = info("test.fail", "Fail", "Always fails with an error naming its input.");
+    fn declare(d: &mut Declare) -> Self {
+        Fail { value: d.optional("value", "ignored"), _out: d.output("value", "never produced") }
     }
     fn run(&self, _: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        Err(NodeError::input("value", "this node always fails"))
+        Err(NodeError::input(self.value.name(), "this node always fails"))
     }
 }
 
-struct Panic;
-impl Node for Panic {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.panic", "1.0.0", "Panic", CAT, "Panics inside the plugin.")
-            .output(PortSpec::new("value", port::FLOAT, "never produced"))
+struct Panic {
+    _out: Output<f64>,
+}
+impl Declared for Panic {
+    const INFO: NodeInfo = info("test.panic", "Panic", "Panics inside the plugin.");
+    fn declare(d: &mut Declare) -> Self {
+        Panic { _out: d.output("value", "never produced") }
     }
     fn run(&self, _: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
         panic!("deliberate panic in test.panic")
@@ -113,88 +131,112 @@ impl Node for Panic {
 
 static COUNT: AtomicI64 = AtomicI64::new(0);
 
-struct Count;
-impl Node for Count {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.count", "1.0.0", "Count", CAT, "Counts its executions in this process.")
-            .input(PortSpec::new("value", port::FLOAT, "anything").optional())
-            .param(ParamSpec::text("tag", "", "changes the cache key"))
-            .output(PortSpec::new("count", port::INT, "executions so far, this one included"))
+struct Count {
+    _value: Optional<f64>,
+    _tag: Param<String>,
+    count: Output<i64>,
+}
+impl Declared for Count {
+    const INFO: NodeInfo = info("test.count", "Count", "Counts its executions in this process.");
+    fn declare(d: &mut Declare) -> Self {
+        Count {
+            _value: d.optional("value", "anything"),
+            _tag: d.text("tag", "", "changes the cache key"),
+            count: d.output("count", "executions so far, this one included"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        io.output("count", Value::Int(COUNT.fetch_add(1, Ordering::SeqCst) + 1));
+        io.write(&self.count, COUNT.fetch_add(1, Ordering::SeqCst) + 1);
         Ok(())
     }
 }
 
-struct Volatile;
-impl Node for Volatile {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.clock", "1.0.0", "Clock", CAT, "The current time: volatile, never cached across runs.")
-            .output(PortSpec::new("value", port::FLOAT, "UNIX time"))
-            .volatile()
+struct Clock {
+    out: Output<f64>,
+}
+impl Declared for Clock {
+    const INFO: NodeInfo = info("test.clock", "Clock", "The current time: volatile, never cached across runs.");
+    fn declare(d: &mut Declare) -> Self {
+        d.volatile();
+        Clock { out: d.output("value", "UNIX time") }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        io.output("value", Value::Float(now()));
+        io.write(&self.out, now());
         Ok(())
     }
 }
 
-struct TensorSource;
-impl Node for TensorSource {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.tensor", "1.0.0", "Tensor", CAT, "A float tensor 0..n, or seeded normals.")
-            .param(ParamSpec::int("n", 8, 1, 1 << 24, "length"))
-            .param(ParamSpec::bool("random", false, "seeded normals instead of 0..n"))
-            .output(PortSpec::new("tensor", port::TENSOR, "the tensor"))
+struct TensorSource {
+    n: Param<i64>,
+    random: Param<bool>,
+    out: Output<Tensor>,
+}
+impl Declared for TensorSource {
+    const INFO: NodeInfo = info("test.tensor", "Tensor", "A float tensor 0..n, or seeded normals.");
+    fn declare(d: &mut Declare) -> Self {
+        TensorSource {
+            n: d.int("n", 8, 1..=1 << 24, "length"),
+            random: d.bool("random", false, "seeded normals instead of 0..n"),
+            out: d.output("tensor", "the tensor"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
-        let n = io.int("n")?;
-        let t = if io.bool("random")? {
+        let n = io.read(&self.n)?;
+        let t = if io.read(&self.random)? {
             subspace_sdk::context::randn(&mut ctx.rng(), &[n])
         } else {
             Tensor::arange(n, (Kind::Float, ctx.device()))
         };
-        io.output("tensor", Value::Tensor(t.into()));
+        io.write(&self.out, t);
         Ok(())
     }
 }
 
-struct TensorPass;
-impl Node for TensorPass {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.pass", "1.0.0", "Pass", CAT, "Passes a tensor on unchanged.")
-            .input(PortSpec::new("tensor", port::TENSOR, "in"))
-            .output(PortSpec::new("tensor", port::TENSOR, "the same tensor"))
+struct TensorPass {
+    input: Input<Tensor>,
+    out: Output<Tensor>,
+}
+impl Declared for TensorPass {
+    const INFO: NodeInfo = info("test.pass", "Pass", "Passes a tensor on unchanged.");
+    fn declare(d: &mut Declare) -> Self {
+        TensorPass { input: d.input("tensor", "in"), out: d.output("tensor", "the same tensor") }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let t = io.tensor("tensor")?;
-        io.output("tensor", Value::Tensor(t.into()));
+        let t = io.read(&self.input)?;
+        io.write(&self.out, t);
         Ok(())
     }
 }
 
-struct TensorAddress;
-impl Node for TensorAddress {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.address", "1.0.0", "Address", CAT, "The address of a tensor's data (to prove no copy).")
-            .input(PortSpec::new("tensor", port::TENSOR, "in"))
-            .output(PortSpec::new("address", port::INT, "data pointer"))
-            .output(PortSpec::new("sum", port::FLOAT, "sum of elements"))
+struct TensorAddress {
+    input: Input<Tensor>,
+    address: Output<i64>,
+    sum: Output<f64>,
+}
+impl Declared for TensorAddress {
+    const INFO: NodeInfo = info("test.address", "Address", "The address of a tensor's data (to prove no copy).");
+    fn declare(d: &mut Declare) -> Self {
+        TensorAddress {
+            input: d.input("tensor", "in"),
+            address: d.output("address", "data pointer"),
+            sum: d.output("sum", "sum of elements"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let t = io.tensor("tensor")?;
-        io.output("address", Value::Int(t.data_ptr() as i64));
-        io.output("sum", Value::Float(t.sum(Kind::Double).double_value(&[])));
+        let t = io.read(&self.input)?;
+        io.write(&self.address, t.data_ptr() as i64);
+        io.write(&self.sum, t.sum(Kind::Double).double_value(&[]));
         Ok(())
     }
 }
 
-struct WaitForCancel;
-impl Node for WaitForCancel {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.wait_for_cancel", "1.0.0", "Wait for cancel", CAT, "Loops until the run is cancelled (at most 10 s).")
-            .output(PortSpec::new("value", port::FLOAT, "never produced when cancelled"))
+struct WaitForCancel {
+    out: Output<f64>,
+}
+impl Declared for WaitForCancel {
+    const INFO: NodeInfo = info("test.wait_for_cancel", "Wait for cancel", "Loops until the run is cancelled (at most 10 s).");
+    fn declare(d: &mut Declare) -> Self {
+        WaitForCancel { out: d.output("value", "never produced when cancelled") }
     }
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
         let t = Instant::now();
@@ -202,59 +244,79 @@ impl Node for WaitForCancel {
             ctx.check_cancelled()?;
             std::thread::sleep(Duration::from_millis(5));
         }
-        io.output("value", Value::Float(0.0));
+        io.write(&self.out, 0.0);
         Ok(())
     }
 }
 
-struct WrongOutput;
-impl Node for WrongOutput {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.wrong_output", "1.0.0", "Wrong output", CAT, "Declares a float output but produces text.")
-            .output(PortSpec::new("value", port::FLOAT, "declared float"))
+struct WrongOutput {
+    out: Output<f64>,
+}
+impl Declared for WrongOutput {
+    const INFO: NodeInfo = info("test.wrong_output", "Wrong output", "Declares a float output but produces text.");
+    fn declare(d: &mut Declare) -> Self {
+        WrongOutput { out: d.output("value", "declared float") }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        io.output("value", Value::Text("not a float".into()));
+        // The untyped writer, on purpose: the host must catch a broken output contract.
+        io.output(self.out.name(), Value::Text("not a float".into()));
         Ok(())
     }
 }
 
-struct Choose;
-impl Node for Choose {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.choose", "1.0.0", "Choose", CAT, "Outputs its choice parameter.")
-            .param(ParamSpec::choice("mode", "a", &["a", "b"], "a or b"))
-            .param(ParamSpec::int("steps", 1, 1, 10, "an int in [1, 10]"))
-            .output(PortSpec::new("mode", port::TEXT, "the choice"))
+subspace_sdk::choice! {
+    /// The test choice.
+    enum Letter { A = "a", B = "b" }
+}
+
+struct Choose {
+    mode: Param<Letter>,
+    _steps: Param<i64>,
+    out: Output<String>,
+}
+impl Declared for Choose {
+    const INFO: NodeInfo = info("test.choose", "Choose", "Outputs its choice parameter.");
+    fn declare(d: &mut Declare) -> Self {
+        Choose {
+            mode: d.choice("mode", Letter::A, "a or b"),
+            _steps: d.int("steps", 1, 1..=10, "an int in [1, 10]"),
+            out: d.output("mode", "the choice"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
-        let m = io.text("mode")?;
-        io.output("mode", Value::Text(m.into()));
+        let m = io.read(&self.mode)?;
+        io.write(&self.out, m.to_string());
         Ok(())
     }
 }
 
-struct Latents;
-impl Node for Latents {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new("test.latents", "1.0.0", "Latents", CAT, "Seeded normal codes, optionally with a NaN in the first row.")
-            .param(ParamSpec::int("n", 4, 1, 1 << 20, "codes"))
-            .param(ParamSpec::int("dim", 8, 1, 4096, "dimension"))
-            .param(ParamSpec::bool("nan", false, "put a NaN in the first code"))
-            .output(PortSpec::new("codes", port::LATENTS, "N x D codes"))
+struct Codes {
+    n: Param<i64>,
+    dim: Param<i64>,
+    nan: Param<bool>,
+    out: Output<Latents>,
+}
+impl Declared for Codes {
+    const INFO: NodeInfo = info("test.latents", "Latents", "Seeded normal codes, optionally with a NaN in the first row.");
+    fn declare(d: &mut Declare) -> Self {
+        Codes {
+            n: d.int("n", 4, 1..=1 << 20, "codes"),
+            dim: d.int("dim", 8, 1..=4096, "dimension"),
+            nan: d.bool("nan", false, "put a NaN in the first code"),
+            out: d.output("codes", "N x D codes"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
-        let z = subspace_sdk::context::randn(&mut ctx.rng(), &[io.int("n")?, io.int("dim")?]);
-        if io.bool("nan")? {
+        let z = subspace_sdk::context::randn(&mut ctx.rng(), &[io.read(&self.n)?, io.read(&self.dim)?]);
+        if io.read(&self.nan)? {
             let _ = z.get(0).get(0).fill_(f64::NAN);
         }
-        io.output("codes", Value::Latents(z.into()));
+        io.write(&self.out, Latents(z));
         Ok(())
     }
 }
 
-export_plugin!(
-    Latents,
-    Constant, Add, Scale, Sleep, Fail, Panic, Count, Volatile, TensorSource, TensorPass, TensorAddress, WaitForCancel,
-    WrongOutput, Choose
+subspace_sdk::export_plugin!(
+    Codes, Constant, Add, Scale, Sleep, Fail, Panic, Count, Clock, TensorSource, TensorPass, TensorAddress,
+    WaitForCancel, WrongOutput, Choose
 );
