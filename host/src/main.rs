@@ -311,12 +311,16 @@ fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host
     }
     for (node, outs) in &report.outputs {
         for o in outs {
-            if let Value::Text(t) = &o.value {
-                let body = serde_json::from_str::<serde_json::Value>(t.as_str())
+            let body = match &o.value {
+                Value::Text(t) => serde_json::from_str::<serde_json::Value>(t.as_str())
                     .map(|v| format!("```json\n{}\n```", serde_json::to_string_pretty(&v).unwrap_or_default()))
-                    .unwrap_or_else(|_| t.to_string());
-                md += &format!("\n## {node}.{}\n\n{body}\n", o.name);
-            }
+                    .unwrap_or_else(|_| t.to_string()),
+                Value::Bundle(b) if b.tensors.is_empty() => {
+                    format!("```json\n{}\n```", serde_json::to_string_pretty(&b.meta_json()).unwrap_or_default())
+                }
+                _ => continue,
+            };
+            md += &format!("\n## {node}.{}\n\n{body}\n", o.name);
         }
     }
     write_atomic(&out.join("run-report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
@@ -348,8 +352,13 @@ fn print_plain_events(rx: crossbeam::channel::Receiver<Event>) {
     }
 }
 
+/// A value in a report: scalars and text as themselves, typed documents (bundles without tensors) as their JSON,
+/// tensors and models as a summary.
 fn value_json(v: &Value) -> serde_json::Value {
-    v.to_json().unwrap_or_else(|| serde_json::Value::String(v.summary()))
+    match v {
+        Value::Bundle(b) if b.tensors.is_empty() => b.meta_json(),
+        _ => v.to_json().unwrap_or_else(|| serde_json::Value::String(v.summary())),
+    }
 }
 
 fn report_json(r: &subspace_host::RunReport) -> serde_json::Value {

@@ -15,6 +15,7 @@
 
 pub mod context;
 pub mod declare;
+pub mod edits;
 pub mod error;
 pub mod files;
 pub mod kinds;
@@ -40,6 +41,7 @@ pub use tch;
 /// Everything a node author uses, in one import: `use subspace_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::declare::{Choice, Declare, Declared, Input, NodeInfo, Optional, Output, Param, PortValue};
+    pub use crate::edits::{EditLayout, EditTarget};
     pub use crate::kinds::{Classifier, Curves, Directions, Gaussians, Generator, Images, Latents, Mixture};
     pub use crate::{port, Bundle, Ctx, LabelSchema, Labels, NodeError, NodeIo, NodeResult, Value};
     pub use tch::{Device, Kind, Tensor};

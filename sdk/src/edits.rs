@@ -1,0 +1,168 @@
+//! The contracts editing nodes share, parsed in one place: edit targets (`hair.red,smile.yes+glasses.yes`), the
+//! layout of an edit batch (what AttributeEdit and the baselines' edits write and what grids and scores read, a
+//! typed value of port type `edit.layout`), and codes checked against their labels.
+
+use crate::{
+    declare::Input,
+    error::{NodeError, NodeResult},
+    kinds::Latents,
+    node::NodeIo,
+    value::{LabelSchema, Labels},
+};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Port type of [`EditLayout`].
+pub const LAYOUT: &str = "edit.layout";
+
+/// How a batch of edited codes is ordered: target, then sample, then ratio (`targets.len() x samples x steps`
+/// rows), and the ratio of each step.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EditLayout {
+    /// Canonical target names (`group.class`, joined by `+` for joint edits).
+    pub targets: Vec<String>,
+    pub samples: i64,
+    pub steps: i64,
+    pub ratios: Vec<f64>,
+}
+crate::json_kind!(EditLayout = LAYOUT);
+
+impl EditLayout {
+    /// Rows the layout describes.
+    pub fn rows(&self) -> i64 {
+        self.targets.len() as i64 * self.samples * self.steps
+    }
+
+    /// Checks the layout against the `n` rows it should describe.
+    ///
+    /// # Errors
+    /// A message saying what disagrees (empty targets, counts, ratios).
+    pub fn check(&self, n: i64) -> Result<(), String> {
+        if self.targets.is_empty() || self.samples < 1 || self.steps < 1 {
+            return Err(format!("layout needs targets, samples >= 1 and steps >= 1, got {self:?}"));
+        }
+        if self.ratios.len() as i64 != self.steps {
+            return Err(format!("layout has {} ratios for {} steps", self.ratios.len(), self.steps));
+        }
+        if self.rows() != n {
+            return Err(format!(
+                "layout describes {} targets x {} samples x {} steps = {} rows, but {n} came in",
+                self.targets.len(),
+                self.samples,
+                self.steps,
+                self.rows()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One edit: its canonical name and the class columns it moves toward (one per attribute group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditTarget {
+    pub name: String,
+    pub columns: Vec<usize>,
+}
+
+/// Parses a target list against `schema`: `all` (every class on its own), or comma-separated edits where each
+/// edit is one class or several joined by `+` (edited together, at most one per group), e.g.
+/// `hair.red,smile.yes+glasses.yes`. A bare class name is accepted when unique (`red` for `hair.red`); names come
+/// back canonical (`group.class`).
+///
+/// # Errors
+/// A message naming the unknown class (and listing the known ones), a group named twice, or an empty list.
+pub fn parse_targets(spec: &str, schema: &LabelSchema) -> Result<Vec<EditTarget>, String> {
+    let names = schema.class_names();
+    if spec.trim() == "all" {
+        return Ok(names.iter().enumerate().map(|(i, n)| EditTarget { name: n.clone(), columns: vec![i] }).collect());
+    }
+    let cols = schema.columns();
+    let mut out = Vec::new();
+    for edit in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let mut columns = Vec::new();
+        let mut groups = Vec::new();
+        for name in edit.split('+').map(str::trim) {
+            let c = schema.column(name).ok_or_else(|| format!("unknown class '{name}'; the classes are {names:?}"))?;
+            let group = cols[c].0;
+            if groups.contains(&group) {
+                return Err(format!("'{edit}' names two classes of group '{}'", schema.groups[group].name));
+            }
+            groups.push(group);
+            columns.push(c);
+        }
+        let name = columns.iter().map(|&c| names[c].clone()).collect::<Vec<_>>().join("+");
+        out.push(EditTarget { name, columns });
+    }
+    if out.is_empty() {
+        return Err("no target class given".into());
+    }
+    Ok(out)
+}
+
+/// Codes (N x D, float, on `device`) and their labels (N x K probabilities in [0, 1], float, on `device`),
+/// checked against each other and against the labels' schema.
+///
+/// # Errors
+/// An input error naming the port: row counts differ, shapes disagree with the schema, values outside [0, 1],
+/// an empty schema.
+pub fn codes_and_labels(
+    io: &NodeIo<'_>,
+    codes: &Input<Latents>,
+    labels: &Input<Labels>,
+    device: Device,
+) -> NodeResult<(Tensor, Tensor, LabelSchema)> {
+    let z = io.read(codes)?.0.to_kind(Kind::Float).to_device(device);
+    let given = io.read(labels)?;
+    let port = labels.name();
+    let l = given.probs.tensor().to_kind(Kind::Float).to_device(device);
+    if given.schema.is_empty() {
+        return Err(NodeError::input(port, "the labels' schema has no classes"));
+    }
+    if l.dim() != 2 || l.size()[1] != given.schema.len() as i64 {
+        let k = given.schema.len();
+        return Err(NodeError::input(port, format!("labels of shape {:?} do not match their schema of {k} classes", l.size())));
+    }
+    if l.size()[0] != z.size()[0] {
+        return Err(NodeError::input(port, format!("{} label rows for {} codes", l.size()[0], z.size()[0])));
+    }
+    let (lo, hi) = (l.min().double_value(&[]), l.max().double_value(&[]));
+    if lo < 0.0 || hi > 1.0 {
+        return Err(NodeError::input(port, format!("labels must lie in [0, 1], found [{lo}, {hi}]")));
+    }
+    Ok((z, l, given.schema))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{declare::PortValue, value::LabelGroup, Value};
+
+    fn schema() -> LabelSchema {
+        let g = |n: &str, c: &[&str]| LabelGroup { name: n.into(), classes: c.iter().map(|s| (*s).into()).collect() };
+        LabelSchema { groups: vec![g("hair", &["black", "red"]), g("smile", &["yes", "no"])].into() }
+    }
+
+    #[test]
+    fn targets_parse_once_with_canonical_names() {
+        let s = schema();
+        let t = parse_targets("red, smile.yes+hair.black", &s).unwrap();
+        assert_eq!(t[0], EditTarget { name: "hair.red".into(), columns: vec![1] });
+        assert_eq!(t[1], EditTarget { name: "smile.yes+hair.black".into(), columns: vec![2, 0] });
+        assert_eq!(parse_targets("all", &s).unwrap().len(), 4);
+        assert!(parse_targets("hair.red+hair.black", &s).unwrap_err().contains("two classes of group 'hair'"));
+        assert!(parse_targets("blue", &s).unwrap_err().contains("unknown class 'blue'"));
+        assert!(parse_targets(" , ", &s).is_err());
+    }
+
+    #[test]
+    fn a_layout_is_a_typed_value_checked_against_its_rows() {
+        let l = EditLayout { targets: vec!["hair.red".into()], samples: 2, steps: 3, ratios: vec![0.0, 0.5, 1.0] };
+        assert!(l.check(6).is_ok());
+        assert!(l.check(5).unwrap_err().contains("6 rows, but 5"));
+        let v = l.clone().into_value();
+        assert_eq!(v.port_type(), LAYOUT);
+        assert_eq!(EditLayout::from_value("layout", &v).unwrap(), l);
+        let e = EditLayout::from_value("layout", &Value::Text("{}".into())).unwrap_err();
+        assert!(e.message.contains("expected edit.layout, got text"), "{}", e.message);
+    }
+}
