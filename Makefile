@@ -7,21 +7,40 @@ export OMP_WAIT_POLICY ?= PASSIVE
 RELEASE := target/release
 OUT ?= results
 
-.PHONY: all setup build test demo compare bench nodes serve world
+.PHONY: all setup build test demo compare bench nodes serve world editor browser-deps
 
 all: build
 
 setup:
 	@ln -sfn "$$(./scripts/install-libtorch.sh)" .libtorch
 
-build: setup
+build: setup editor
 	$(CARGO) build --release --workspace
 	@mkdir -p $(RELEASE)/plugins
 	@for f in $(RELEASE)/libsubspace_plugin_*.so; do [ -e "$$f" ] && ln -sfn "../$$(basename $$f)" $(RELEASE)/plugins/; done; true
+	@# The outside plugin example builds as a third party would (its own workspace), into the shared target/.
+	$(CARGO) build --release --manifest-path examples/third-party-plugin/Cargo.toml --target-dir target
 	@echo "built: $(RELEASE)/subspace with plugins in $(RELEASE)/plugins/"
 
-test: build
-	$(CARGO) test --release --workspace
+test: build browser-deps
+	cd $(EDITOR) && npm test
+	SUBSPACE_BROWSER_TESTS=1 $(CARGO) test --release --workspace
+
+# The editor page (host/editor, React Flow + TypeScript): built by vite into host/editor/dist, which the host
+# embeds (host/build.rs), so `subspace serve` needs no Node.js. npm ci runs again only when the lockfile changes.
+EDITOR := host/editor
+EDITOR_SRC := $(shell find $(EDITOR)/src -type f 2>/dev/null) $(EDITOR)/index.html $(EDITOR)/vite.config.ts $(EDITOR)/tsconfig.json
+editor: $(EDITOR)/dist/index.html
+$(EDITOR)/node_modules/.package-lock.json: $(EDITOR)/package-lock.json
+	cd $(EDITOR) && npm ci --no-audit --no-fund
+$(EDITOR)/dist/index.html: $(EDITOR)/node_modules/.package-lock.json $(EDITOR_SRC)
+	cd $(EDITOR) && npm run build
+
+# The browser tests drive Debian's Chromium with playwright-core (never a downloaded browser).
+browser-deps: tests/browser/node_modules/.package-lock.json
+	@[ -x /usr/bin/chromium ] || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
 
 demo: build
 	$(RELEASE)/subspace run examples/presets/demo.json --out $(OUT)

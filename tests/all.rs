@@ -6,3 +6,5 @@ mod files;
 mod host;
 mod method;
 mod models;
+mod presets;
+mod third_party;

@@ -1,7 +1,8 @@
 //! The graph editor's server (`subspace serve`) over real HTTP: the catalog, listing, opening and saving graph
 //! files, validation errors that name node and port, a run whose written files are served back; and its safety:
 //! foreign Hosts and Origins, missing tokens, wrong Content-Types and oversized bodies refused, names, paths and
-//! symbolic links that would leave their folders refused, concurrent saves whole, run folders never reused.
+//! symbolic links that would leave their folders refused, concurrent saves whole, run folders never reused; the run
+//! queue, its event streams and live previews; and the page itself in a real browser (tests/browser/editor.mjs).
 
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -99,6 +100,12 @@ fn unchunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The `/assets/...` script the built page loads; None for the fallback page of a build without `make build`.
+fn page_script(page: &str) -> Option<String> {
+    let src = page.split("src=\"").nth(1)?.split('"').next()?;
+    src.starts_with("/assets/").then(|| src.to_string())
+}
+
 fn json_of(r: (u16, Vec<u8>)) -> (u16, Json) {
     (r.0, serde_json::from_slice(&r.1).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.1))))
 }
@@ -117,7 +124,16 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
 
     let (code, page) = request(&s.addr, "GET", "/", "");
     assert_eq!(code, 200);
-    assert!(String::from_utf8_lossy(&page).contains("/api/nodes"), "the page should drive the API");
+    let page = String::from_utf8_lossy(&page).to_string();
+    match page_script(&page) {
+        // The built page's script, embedded in the binary, drives the API.
+        Some(script) => {
+            let (code, js) = request(&s.addr, "GET", &script, "");
+            assert_eq!(code, 200, "{script}");
+            assert!(String::from_utf8_lossy(&js).contains("/api/nodes"), "the page should drive the API");
+        }
+        None => assert!(page.contains("make build"), "a binary without the built page says how to build it"),
+    }
     let (code, nodes) = json_of(request(&s.addr, "GET", "/api/nodes", ""));
     assert_eq!(code, 200);
     let ids: Vec<&str> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
@@ -374,4 +390,138 @@ fn an_input_that_used_to_abort_is_answered_by_an_error_and_the_server_keeps_serv
     assert_eq!(s.call("GET", "/api/nodes", "").0, 200);
     let (_, r) = json_of(s.call("POST", "/api/run", &small_graph().to_string()));
     assert_eq!(r["ok"], json!(true), "{r}");
+}
+
+/// The events of a run's stream (`GET /api/runs/ID/events`), read until the server ends it: (event, data).
+fn events(addr: &str, id: u64, token: &str) -> Vec<(String, Json)> {
+    let (code, body) = request(addr, "GET", &format!("/api/runs/{id}/events?token={token}"), "");
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    String::from_utf8_lossy(&body)
+        .split("\n\n")
+        .filter_map(|block| {
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn runs_are_queued_streamed_and_previewed_for_the_page_only() {
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let s = start(graphs.path(), out.path());
+    let mut long = small_graph();
+    long["nodes"][0]["params"] = json!({"count": 150_000, "seed": 5, "batch": 64});
+
+    // Two runs from two tabs: the second waits behind the first.
+    let (_, first) = json_of(s.call("POST", "/api/runs", &long.to_string()));
+    let (_, second) = json_of(s.call("POST", "/api/runs", &small_graph().to_string()));
+    let (a, b) = (first["id"].as_u64().unwrap(), second["id"].as_u64().unwrap());
+    assert_eq!(second["ahead"], json!(1), "{second}");
+
+    // A run's state is the session's: it needs the token, and the page's own Host and origin.
+    assert_eq!(request(&s.addr, "GET", &format!("/api/runs/{b}"), "").0, 403);
+    assert_eq!(request(&s.addr, "GET", &format!("/api/runs/{b}/events?token=00"), "").0, 403);
+    let sneaky = [("Sec-Fetch-Site", "cross-site")];
+    let path = format!("/api/runs/{a}/events?token={}", s.token);
+    assert_eq!(request_with(&s.addr, "GET", &path, &sneaky, "").0, 403, "a cross-site stream is refused");
+    let rebound = [("Host", "evil.example:80")];
+    assert_eq!(request_with(&s.addr, "GET", &path, &rebound, "").0, 403, "a rebound Host is refused");
+    let (code, state) = json_of(request(&s.addr, "GET", &format!("/api/runs/{b}?token={}", s.token), ""));
+    assert_eq!((code, &state["phase"]), (200, &json!("queued")), "{state}");
+
+    // Stopping the queued run drops it; stopping the running one reports it stopped, not failed.
+    assert_eq!(json_of(s.call("POST", "/api/cancel", &json!({"run": b}).to_string())).1["cancelled"], json!(true));
+    let (_, state) = json_of(request(&s.addr, "GET", &format!("/api/runs/{b}?token={}", s.token), ""));
+    assert_eq!(state["result"]["stopped"], json!(true), "{state}");
+    for _ in 0..100 {
+        let (_, st) = json_of(request(&s.addr, "GET", &format!("/api/runs/{a}?token={}", s.token), ""));
+        if st["nodes"]["g"]["state"] == json!("started") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let token = s.token.clone();
+    let addr = s.addr.clone();
+    let stream = std::thread::spawn(move || events(&addr, a, &token));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(json_of(s.call("POST", "/api/cancel", &json!({"run": a}).to_string())).1["cancelled"], json!(true));
+    let seen = stream.join().unwrap();
+    assert_eq!(seen.first().map(|e| e.0.as_str()), Some("state"), "a stream starts with the state so far");
+    let (last, result) = seen.last().unwrap();
+    assert_eq!(last, "done");
+    assert_eq!((&result["stopped"], &result["ok"]), (&json!(true), &json!(false)), "{result}");
+    assert_eq!(result["nodes"]["g"]["state"], json!("stopped"), "{result}");
+    // A finished run's stream answers at once with its state, result included.
+    let again = events(&s.addr, a, &s.token);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1["result"]["stopped"], json!(true));
+
+    // A full run shows the pictures of every images output and the classes of labels; a preview asks only for
+    // what it shows, reuses the cache and makes no run folder.
+    let (_, r) = json_of(s.call("POST", "/api/run", &small_graph().to_string()));
+    let urls = r["pictures"]["g"]["images"]["urls"].as_array().unwrap();
+    assert_eq!((urls.len(), &r["pictures"]["g"]["images"]["total"]), (4, &json!(4)), "{}", r["pictures"]);
+    assert!(urls[0].as_str().unwrap().starts_with("data:image/png;base64,"));
+    assert!(r["report"]["outputs"].get("g").is_none(), "pictures asked for the page are not reported as outputs");
+    let before = runs_in(out.path());
+    let mut preview = small_graph();
+    preview["outputs"] = json!(["g.images"]);
+    let (_, p) = json_of(s.call("POST", "/api/preview", &preview.to_string()));
+    assert_eq!((&p["ok"], &p["run"], &p["nodes"]["g"]["state"]), (&json!(true), &Json::Null, &json!("cached")), "{p}");
+    assert_eq!(p["pictures"]["g"]["images"]["urls"].as_array().unwrap().len(), 4);
+    assert_eq!(runs_in(out.path()), before, "a preview makes no run folder");
+
+    // Validation problems name node and port for the page to put them on the node.
+    let mut bad = small_graph();
+    bad["links"] = json!([{"from": "g.codes", "to": "grid.images"}]);
+    let (_, v) = json_of(s.call("POST", "/api/runs", &bad.to_string()));
+    let first = &v["details"][0];
+    assert_eq!(v["ok"], json!(false));
+    assert_eq!((&first["node"], &first["location"]), (&json!("grid"), &json!("images")), "{v}");
+}
+
+/// The page itself in Debian's Chromium, driven by tests/browser/editor.mjs (playwright-core): see that file
+/// for what it checks. `make test` installs Chromium and playwright-core and sets SUBSPACE_BROWSER_TESTS=1; without
+/// them a plain `cargo test` skips this test with a note. SUBSPACE_SHOTS=DIR keeps its screenshots.
+#[test]
+fn the_editor_works_in_a_real_browser() {
+    let required = std::env::var("SUBSPACE_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let browser_dir = repo_root().join("tests/browser");
+    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = [
+        (!std::path::Path::new(&chromium).exists(), "Chromium (apt-get install chromium)"),
+        (!browser_dir.join("node_modules/playwright-core").exists(), "playwright-core (npm ci in tests/browser)"),
+        (!node_ok, "Node.js"),
+    ]
+    .into_iter()
+    .filter_map(|(gone, what)| gone.then_some(what))
+    .collect();
+    let skip = |why: String| {
+        assert!(!required, "the browser test cannot run: {why}");
+        eprintln!("skipped: {why} (make test installs what it needs)");
+    };
+    if !missing.is_empty() {
+        return skip(format!("missing {}", missing.join(", ")));
+    }
+    let graphs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::copy(browser_dir.join("fit.json"), graphs.path().join("fit.json")).unwrap();
+    let s = start_with(graphs.path(), out.path(), &[("OMP_WAIT_POLICY", "PASSIVE")]);
+    let page = String::from_utf8_lossy(&request(&s.addr, "GET", "/", "").1).to_string();
+    if page_script(&page).is_none() {
+        return skip("this binary carries no built editor page (make build)".into());
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(browser_dir.join("editor.mjs")).arg(format!("http://{}/", s.addr)).env("CHROMIUM", &chromium);
+    if let Ok(dir) = std::env::var("SUBSPACE_SHOTS") {
+        cmd.args(["--shots", &dir]);
+    }
+    let run = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    println!("{text}");
+    assert!(run.status.success(), "the browser test failed:\n{text}");
+    assert!(text.contains("LATENCY {"), "{text}");
 }

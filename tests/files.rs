@@ -3,27 +3,10 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use subspace_host::{NodeStatus, Registry};
+use subspace_host::NodeStatus;
 use subspace_sdk::{ErrorKind, ParamKind, Value};
 use subspace_tests::*;
-
-/// The product plugins with the baselines (export_codes writes too), loaded once.
-fn all_plugins() -> Arc<Registry> {
-    static R: OnceLock<Arc<Registry>> = OnceLock::new();
-    R.get_or_init(|| {
-        let r = registry_of(&[
-            "subspace_plugin_models",
-            "subspace_plugin_method",
-            "subspace_plugin_results",
-            "subspace_plugin_baselines",
-        ]);
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        Arc::new(r)
-    })
-    .clone()
-}
 
 /// Every node that writes: (node id in [`writers`], node type, path parameter, output port).
 const WRITERS: [(&str, &str, &str, &str); 6] = [
@@ -81,7 +64,7 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_writing_node_refuses_paths_outside_the_output_folder_and_through_links() {
     // Every volatile node type with a path parameter is a writer this test knows.
-    let reg = all_plugins();
+    let reg = all_product_plugins();
     for (id, t) in &reg.nodes {
         let d = &t.descriptor;
         if d.volatile && d.params.iter().any(|p| matches!(p.kind, ParamKind::Path)) {

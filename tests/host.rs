@@ -47,7 +47,8 @@ fn incompatible_and_broken_plugins_are_refused_by_name_while_the_others_load() {
     assert!(r.node("test.add").is_some());
     assert!(r.node("mismatch.node").is_none(), "a refused plugin's nodes are never listed");
     let mismatch = r.problems.iter().find(|p| p.path.to_string_lossy().contains("mismatch")).expect("mismatch reported");
-    assert!(mismatch.message.contains("99.0") && mismatch.message.contains("1.0"), "{}", mismatch.message);
+    let host = format!("host has {}.{}", subspace_sdk::SDK_ABI_MAJOR, subspace_sdk::SDK_ABI_MINOR);
+    assert!(mismatch.message.contains("99.0") && mismatch.message.contains(&host), "{}", mismatch.message);
     let broken = r.problems.iter().find(|p| p.path.to_string_lossy().contains("broken")).expect("broken reported");
     assert!(broken.message.contains("not a Subspace plugin"), "{}", broken.message);
 }
@@ -459,4 +460,19 @@ fn the_outputs_are_printed_even_when_the_run_report_cannot_be_written() {
     assert!(err.contains("run report") && err.contains("run-report.json"), "{err}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
     assert_eq!(report["outputs"]["k"]["value"], json!(4.0), "the outputs still reach stdout");
+}
+
+#[test]
+fn a_plugin_built_against_the_older_compatible_sdk_layout_still_loads_and_runs() {
+    let r = registry_of(&["subspace_test_old_sdk", "subspace_test_nodes"]);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let old = r.plugins.iter().find(|p| p.nodes.iter().any(|n| n.id.as_str() == "old.double")).unwrap();
+    assert_eq!((old.info.sdk_abi_major, old.info.sdk_abi_minor), (subspace_sdk::SDK_ABI_MAJOR, 0));
+    assert!(old.about.is_none(), "a 1.0 plugin has no `about`; the host reads None instead of failing");
+    let new = r.plugins.iter().find(|p| p.nodes.iter().any(|n| n.id.as_str() == "test.add")).unwrap();
+    assert_eq!(new.about.as_ref().map(|a| a.name.to_string()), Some("subspace-test-nodes".to_string()));
+    // The old plugin's node runs, linked to a node of a current plugin.
+    let e = evaluator(std::sync::Arc::new(r));
+    let g = G::new().node("k", "test.constant", json!({"value": 21.0})).node("d", "old.double", json!({})).link("k.value", "d.value").out("d");
+    assert_eq!(float(&run(&e, &g), "d", "value"), 42.0);
 }

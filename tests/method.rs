@@ -1,7 +1,9 @@
 //! The method nodes end to end on the toy world: fit, refine, edit, render, re-label; files saved and loaded.
 
 use serde_json::json;
-use subspace_host::NodeStatus;
+use subspace_host::{NodeStatus, Problem, ValidationError};
+use subspace_sdk::declare::PortValue;
+use subspace_sdk::edits::{EditLayout, EditScores};
 use subspace_sdk::{ErrorKind, Value};
 use subspace_tests::*;
 
@@ -9,6 +11,14 @@ fn text(r: &subspace_host::RunReport, node: &str, port: &str) -> serde_json::Val
     match r.output(node, port) {
         Some(Value::Text(t)) => serde_json::from_str(t.as_str()).unwrap_or_else(|_| json!(t.as_str())),
         other => panic!("{node}.{port}: {other:?}; status {:?}", r.status),
+    }
+}
+
+/// A typed output (an edit layout, edit scores), read as the node that takes it reads it.
+fn typed<T: PortValue>(r: &subspace_host::RunReport, node: &str, port: &str) -> T {
+    match r.output(node, port) {
+        Some(v) => T::from_value(port, v).unwrap_or_else(|e| panic!("{node}.{port}: {e}")),
+        None => panic!("{node}.{port} missing; status {:?}", r.status),
     }
 }
 
@@ -39,10 +49,9 @@ fn pipeline(gen: &str, clf: &str, mode: &str) -> G {
 }
 
 /// Fraction of edits at the last ratio whose target group is classified as the target, per target.
-fn success(labels: &tch::Tensor, layout: &serde_json::Value, schema: &subspace_sdk::LabelSchema) -> Vec<(String, f64)> {
-    let (s, t) = (layout["samples"].as_i64().unwrap(), layout["steps"].as_i64().unwrap());
-    layout["targets"].as_array().unwrap().iter().enumerate().map(|(i, name)| {
-        let name = name.as_str().unwrap();
+fn success(labels: &tch::Tensor, layout: &EditLayout, schema: &subspace_sdk::LabelSchema) -> Vec<(String, f64)> {
+    let (s, t) = (layout.samples, layout.steps);
+    layout.targets.iter().enumerate().map(|(i, name)| {
         let col = schema.column(name).unwrap();
         let range = schema.group_range(schema.columns()[col].0);
         let rows = labels.narrow(0, i as i64 * s * t, s * t).view([s, t, -1]).select(1, t - 1);
@@ -73,17 +82,18 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
     assert!(mean(&after) > mean(&before), "the render-relabel term did not sharpen the components: {before:?} -> {after:?}");
 
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!() };
-    let layout = text(&r, "edit", "layout");
+    let layout: EditLayout = typed(&r, "edit", "layout");
     assert_eq!(labels.probs.tensor().size()[0], 4 * 10 * 3);
-    let scored = text(&r, "score", "report");
+    let scored: EditScores = typed(&r, "score", "report");
     for (i, (class, s)) in success(&labels.probs.tensor(), &layout, &labels.schema).into_iter().enumerate() {
         assert!(s >= 0.7, "edit toward {class} succeeded for {s}");
-        let t = &scored["targets"][i];
-        assert_eq!(t["target"], class.as_str());
-        assert!((t["points"][2]["success"].as_f64().unwrap() - s).abs() < 1e-6, "EditScore disagrees on {class}: {} vs {s}", t["points"][2]["success"]);
-        assert_eq!(t["points"][0]["leakage"].as_f64().unwrap(), 0.0, "an unedited picture cannot leak");
-        assert_eq!(t["points"][0]["movement"].as_f64().unwrap(), 0.0);
-        assert!(t["points"][2]["movement"].as_f64().unwrap() > 0.0);
+        let t = &scored.targets[i];
+        assert_eq!(t.target, class);
+        let scored_success = t.points[2].success;
+        assert!((scored_success - s).abs() < 1e-6, "EditScore disagrees on {class}: {scored_success} vs {s}");
+        assert_eq!(t.points[0].leakage, 0.0, "an unedited picture cannot leak");
+        assert_eq!(t.points[0].movement, Some(0.0));
+        assert!(t.points[2].movement.unwrap() > 0.0);
     }
 
     // The saved mixture loads back and edits the same way without a refit.
@@ -111,13 +121,14 @@ fn edit_modes_and_multi_attribute_targets() {
     for mode in ["slerp", "shift", "region"] {
         let r = run_at(&e, dir.path(), &pipeline(&gen, &clf, mode));
         let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
-        let s = success(&labels.probs.tensor(), &text(&r, "edit", "layout"), &labels.schema);
+        let s = success(&labels.probs.tensor(), &typed(&r, "edit", "layout"), &labels.schema);
         let mean = s.iter().map(|(_, v)| v).sum::<f64>() / s.len() as f64;
         assert!(mean >= 0.75, "{mode}: {s:?}");
     }
     let multi = pipeline(&gen, &clf, "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set("edit", "zs", json!("mean"));
     let r = run_at(&e, dir.path(), &multi);
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
+    assert_eq!(typed::<EditLayout>(&r, "edit", "layout").targets, ["red.yes+blue.yes", "red.no+blue.no"]);
     let p = labels.probs.tensor().view([2, 10, 3, 4]).select(2, 2); // ratio 1
     let both_yes = p.get(0).narrow(1, 1, 1).gt(0.5).logical_and(&p.get(0).narrow(1, 3, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
     let both_no = p.get(1).narrow(1, 0, 1).gt(0.5).logical_and(&p.get(1).narrow(1, 2, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
@@ -193,4 +204,30 @@ fn fitting_refuses_labels_that_miss_a_class_or_disagree_in_length() {
     assert!(m.contains("2 label rows for 3 codes"), "{m}");
     let (_, m) = msg("fit");
     assert!(m.contains("no samples carry") || m.contains("at least"), "{m}");
+}
+
+#[test]
+fn edit_layouts_and_scores_refuse_wrong_links_at_validation() {
+    let r = registry_of(&["subspace_plugin_method"]);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let g = G::new()
+        .node("gauss", "subspace.single_gauss_fit", json!({}))
+        .node("edit", "subspace.attribute_edit", json!({}))
+        .node("score", "subspace.edit_score", json!({}))
+        .node("rescore", "subspace.edit_score", json!({}))
+        .node("compare", "subspace.compare_edits", json!({}))
+        .link("edit.layout", "compare.a")
+        .link("gauss.report", "compare.b")
+        .link("score.report", "rescore.layout")
+        .link("score.report", "compare.c")
+        .out("compare.report");
+    let errors = subspace_host::validate(&g.0, &r).err().expect("invalid");
+    let mismatch = |node: &str, port: &str| {
+        let at = |e: &ValidationError| e.node.as_deref() == Some(node) && e.location.as_deref() == Some(port);
+        errors.iter().any(|e| e.problem == Problem::TypeMismatch && at(e))
+    };
+    assert!(mismatch("compare", "a"), "a layout is not edit scores: {errors:#?}");
+    assert!(mismatch("compare", "b"), "text is not edit scores: {errors:#?}");
+    assert!(mismatch("rescore", "layout"), "edit scores are not a layout: {errors:#?}");
+    assert!(!mismatch("compare", "c"), "edit scores feed a comparison: {errors:#?}");
 }

@@ -371,7 +371,7 @@ impl Evaluator {
             services: HostServices_TO::from_const(&services, abi_stable::sabi_trait::TD_Opaque),
         };
         let call = catch_unwind(AssertUnwindSafe(|| {
-            (plugin.module.evaluate())(d.id.as_rstr(), inputs.into(), n.params.as_slice().into(), &ctx)
+            (plugin.evaluate)(d.id.as_rstr(), inputs.into(), n.params.as_slice().into(), &ctx)
         }));
         let outputs = match call {
             Ok(ROk(out)) => out.into_vec(),

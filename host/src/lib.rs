@@ -2,21 +2,24 @@
 //!
 //! The parts, in the order a graph meets them: [`plugins`] finds and loads plugin libraries and refuses
 //! incompatible ones; [`graph`] reads the graph document; [`validate`] checks it against the loaded node types
-//! and produces a [`validate::Plan`]; [`exec`] runs the plan lazily on a worker pool with a cross-run cache,
-//! streaming [`exec::Event`]s. The `subspace` binary (main.rs) is thin glue over these, and a long-running
-//! server can drive the same [`exec::Evaluator`]. The host reads plugin files and graph files; only nodes write.
+//! and produces a [`validate::Plan`], expanding presets used as nodes ([`preset`]); [`exec`] runs the plan lazily
+//! on a worker pool with a cross-run cache, streaming [`exec::Event`]s. The `subspace` binary (main.rs) is thin
+//! glue over these, and a long-running server can drive the same [`exec::Evaluator`]. The host reads plugin files
+//! and graph files; only nodes write.
 
 pub mod cache;
 pub mod exec;
 pub mod graph;
 pub mod plugins;
+pub mod preset;
 pub mod validate;
 
 pub use cache::CacheStats;
 pub use exec::{CancelToken, Evaluator, Event, NodeStatus, RunOptions, RunReport};
 pub use graph::Graph;
 pub use plugins::Registry;
-pub use validate::{validate, Plan, Problem, ValidationError};
+pub use validate::{validate, validate_with, Plan, Problem, ValidationError};
+pub use preset::PresetSearch;
 
 /// Parses `auto|cpu|cuda|cuda:N`. `auto` picks CUDA device 0 when libtorch finds one.
 pub fn parse_device(s: &str) -> anyhow::Result<subspace_sdk::DeviceSpec> {

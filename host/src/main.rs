@@ -1,4 +1,5 @@
-//! `subspace`: list node types, validate and run node graphs. Thin glue over the `subspace_host` library.
+//! `subspace`: list node types and presets, validate and run node graphs. Thin glue over the `subspace_host`
+//! library.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -6,7 +7,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use subspace_host::{exec::Event, validate, Evaluator, Graph, NodeStatus, Registry, RunOptions};
+use subspace_host::{exec::Event, preset, validate_with, Evaluator, Graph, NodeStatus, PresetSearch, Registry};
+use subspace_host::RunOptions;
 use subspace_sdk::{ParamKind, Value};
 
 mod serve;
@@ -38,14 +40,33 @@ enum Command {
     },
     /// List the plugin files found, loaded or refused.
     Plugins,
-    /// Check a graph file without running it.
-    Validate { graph: PathBuf },
-    /// Run a graph file.
+    /// Check a graph file (or a preset by name) without running it.
+    Validate {
+        graph: PathBuf,
+        /// Folder of presets, searched after the graph's own folder (repeatable; default examples/presets).
+        #[arg(long = "presets", value_name = "DIR")]
+        presets: Vec<PathBuf>,
+    },
+    /// List presets (graph files) with their parameters and ports.
+    Presets {
+        /// Folders to list (default examples/presets); a name in an earlier folder hides the same name later.
+        dirs: Vec<PathBuf>,
+        /// Machine-readable, for editors.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a graph file, or a preset by name.
     Run {
         graph: PathBuf,
-        /// Override a parameter: node.param=value (value as JSON, else text). Repeatable.
+        /// Set a parameter the preset exposes: name=value (value as JSON, else text). Repeatable.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        param: Vec<String>,
+        /// Override any node's parameter: node.param=value (value as JSON, else text); applied after --param.
         #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
         set: Vec<String>,
+        /// Folder of presets, searched after the graph's own folder (repeatable; default examples/presets).
+        #[arg(long = "presets", value_name = "DIR")]
+        presets: Vec<PathBuf>,
         /// Folder for files written by result nodes.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -137,16 +158,23 @@ fn try_main() -> Result<()> {
         Command::Plugins => {
             let registry = load_registry(&cli);
             for p in &registry.plugins {
-                println!("{}  ({}, libtorch {}, {} nodes)", p.path.display(), p.info.plugin, p.info.libtorch, p.nodes.len());
+                let (i, n) = (&p.info, p.nodes.len());
+                let sdk = format!("SDK ABI {}.{}", i.sdk_abi_major, i.sdk_abi_minor);
+                println!("{}  ({}, {sdk}, libtorch {}, {n} nodes)", p.path.display(), i.plugin, i.libtorch);
+                if let Some(about) = p.about.as_ref().filter(|a| !a.description.is_empty()) {
+                    println!("    {}", about.description);
+                }
             }
             if registry.plugins.is_empty() {
                 println!("no plugins loaded from {:?}", plugin_dirs(&cli));
             }
         }
-        Command::Validate { graph } => {
+        Command::Validate { graph, presets } => {
             let registry = load_registry(&cli);
+            let dirs = preset_dirs(presets);
+            let graph = &preset::resolve(graph, &dirs)?;
             let g = Graph::load(graph)?;
-            match validate(&g, &registry) {
+            match validate_with(&g, &registry, &PresetSearch::for_file(graph, dirs)) {
                 Ok(plan) => println!("{}: valid ({} nodes, {} needed for the requested outputs)", graph.display(), plan.nodes.len(), plan.needed_order().len()),
                 Err(errors) => {
                     for e in &errors {
@@ -168,14 +196,33 @@ fn try_main() -> Result<()> {
                 std::io::stdout().flush().ok();
             })?;
         }
-        Command::Run { graph, set, out, workers, cache_budget, json } => {
+        Command::Presets { dirs, json } => {
+            let registry = load_registry(&cli);
+            let dirs = preset_dirs(dirs);
+            let list = preset::list(&dirs, &registry);
+            if *json {
+                let presets: Vec<serde_json::Value> = list.iter().map(|p| p.to_json()).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "presets": presets }))?);
+            } else {
+                print_presets(&list, &dirs);
+            }
+        }
+        Command::Run { graph, param, set, presets, out, workers, cache_budget, json } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
+            let dirs = preset_dirs(presets);
+            let graph = &preset::resolve(graph, &dirs)?;
+            let search = PresetSearch::for_file(graph, dirs);
             let mut g = Graph::load(graph)?;
+            for p in param {
+                let name = graph.file_stem().unwrap_or_default().to_string_lossy();
+                preset::set_param(&mut g, p, &registry, &search)
+                    .map_err(|e| anyhow::anyhow!("preset '{name}' ({}): {e}", graph.display()))?;
+            }
             for s in set {
                 g.set_param(s)?;
             }
-            let plan = match validate(&g, &registry) {
+            let plan = match validate_with(&g, &registry, &search) {
                 Ok(p) => p,
                 Err(errors) => {
                     for e in &errors {
@@ -200,11 +247,13 @@ fn try_main() -> Result<()> {
             // The outputs are printed first: a report that cannot be written must not hide them.
             let written = write_run_report(out, graph, &device.to_string(), &plan, &report);
             if *json {
-                println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+                println!("{}", serde_json::to_string_pretty(&report_json_named(&report, &plan))?);
             } else {
                 for (node, outs) in &report.outputs {
                     for o in outs {
-                        println!("{node}.{} = {}", o.name, o.value.summary());
+                        let outer = plan.outer_name(node, o.name.as_str());
+                        let name = outer.map_or_else(|| format!("{node}.{}", o.name), String::from);
+                        println!("{name} = {}", o.value.summary());
                     }
                 }
             }
@@ -226,6 +275,41 @@ fn try_main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The preset folders: those given, else examples/presets.
+fn preset_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
+    if given.is_empty() {
+        vec![PathBuf::from(preset::DEFAULT_DIR)]
+    } else {
+        given.to_vec()
+    }
+}
+
+fn print_presets(list: &[preset::PresetInfo], dirs: &[PathBuf]) {
+    if list.is_empty() {
+        println!("no presets in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    for p in list {
+        println!("\n{}  ({})", p.name, p.path.display());
+        if !p.description.is_empty() {
+            println!("    {}", p.description);
+        }
+        for (spec, targets) in &p.params {
+            let default = spec.default.summary();
+            let (range, targets) = (preset::allowed(spec), targets.join(", "));
+            println!("    param {:<12} {range} = {default} -> {targets}: {}", spec.name, spec.description);
+        }
+        for port in &p.inputs {
+            println!("    in    {:<12} {:<18} -> {}", port.name, port.ty, port.inner.join(", "));
+        }
+        for port in &p.outputs {
+            println!("    out   {:<12} {:<18} <- {}", port.name, port.ty, port.inner.join(", "));
+        }
+        for problem in &p.problems {
+            println!("    PROBLEM: {problem}");
+        }
+    }
 }
 
 /// One progress bar per node that reports progress; a line per start, finish and failure.
@@ -281,7 +365,7 @@ fn print_events(rx: crossbeam::channel::Receiver<Event>) {
 /// Writes `run-report.json` and `run-report.md` into the output folder (atomically): what ran, how long each node
 /// took, what failed and why, and the text outputs (node reports).
 fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host::Plan, report: &subspace_host::RunReport) -> Result<()> {
-    let json = report_json(report);
+    let json = report_json_named(report, plan);
     let mut md = format!(
         "# Run report\n\nGraph `{}` on `{device}`, {:.2} s in all.\n\n| node | type | status | seconds |\n|---|---|---|---|\n",
         graph.display(),
@@ -359,6 +443,22 @@ fn value_json(v: &Value) -> serde_json::Value {
         Value::Bundle(b) if b.tensors.is_empty() => b.meta_json(),
         _ => v.to_json().unwrap_or_else(|| serde_json::Value::String(v.summary())),
     }
+}
+
+/// [`report_json`], with outputs of preset nodes also under the name the graph gives them (`fit/gmm` `mixture`
+/// and `fit` `mixture`).
+fn report_json_named(r: &subspace_host::RunReport, plan: &subspace_host::Plan) -> serde_json::Value {
+    let mut j = report_json(r);
+    let Some(outputs) = j["outputs"].as_object_mut() else { return j };
+    for (name, (i, port)) in &plan.aliases {
+        let (Some(v), Some((node, outer_port))) = (r.output(&plan.nodes[*i].id, port), name.rsplit_once('.')) else {
+            continue;
+        };
+        if let Some(map) = outputs.entry(node.to_string()).or_insert_with(|| serde_json::json!({})).as_object_mut() {
+            map.insert(outer_port.to_string(), value_json(v));
+        }
+    }
+    j
 }
 
 fn report_json(r: &subspace_host::RunReport) -> serde_json::Value {

@@ -5,13 +5,26 @@
 use abi_stable::library::lib_header_from_path;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use subspace_sdk::{BuildInfo, NodeDescriptor, PluginModuleRef};
+use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RVec};
+use subspace_sdk::module::v1_0;
+use subspace_sdk::{BuildInfo, NamedValue, NodeContext, NodeDescriptor, NodeError, PluginAbout, PluginModuleRef};
+
+/// A plugin's node entry point: `(node type id, inputs, parameters, context)` to named outputs.
+pub type EvaluateFn = extern "C" fn(
+    RStr<'_>,
+    RSlice<'_, NamedValue>,
+    RSlice<'_, NamedValue>,
+    &NodeContext<'_>,
+) -> RResult<RVec<NamedValue>, NodeError>;
 
 /// A plugin that loaded.
 pub struct Plugin {
     pub path: PathBuf,
-    pub module: PluginModuleRef,
+    /// Runs one of its nodes.
+    pub evaluate: EvaluateFn,
     pub info: BuildInfo,
+    /// The plugin's name, version and description; `None` for plugins built against SDK ABI 1.0.
+    pub about: Option<PluginAbout>,
     pub nodes: Vec<NodeDescriptor>,
 }
 
@@ -111,12 +124,35 @@ impl Registry {
     }
 }
 
+/// The root module's entry points, whichever SDK layout the plugin was built with.
+struct Entry {
+    build_info: extern "C" fn() -> BuildInfo,
+    describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
+    evaluate: EvaluateFn,
+    about: Option<PluginAbout>,
+}
+
+/// Opens the root module with today's layout, else with a frozen earlier one. abi_stable accepts a library whose
+/// prefix type has more fields than the host's (a newer plugin), not fewer, so a host keeps every earlier SDK
+/// minor's layout (`subspace_sdk::module::v1_0`, ...) and tries them in turn.
+fn entry(header: &abi_stable::library::LibHeader) -> Result<Entry, String> {
+    let today = match header.init_root_module::<PluginModuleRef>() {
+        Ok(m) => {
+            let about = m.about().map(|f| f());
+            return Ok(Entry { build_info: m.build_info(), describe: m.describe(), evaluate: m.evaluate(), about });
+        }
+        Err(e) => e,
+    };
+    match header.init_root_module::<v1_0::PluginModuleRef>() {
+        Ok(m) => Ok(Entry { build_info: m.build_info(), describe: m.describe(), evaluate: m.evaluate(), about: None }),
+        Err(_) => Err(format!("incompatible plugin ABI (the plugin was built against another SDK): {today}")),
+    }
+}
+
 fn open(path: &Path) -> Result<Plugin, String> {
     let header = lib_header_from_path(path).map_err(|e| format!("not a Subspace plugin: {e}"))?;
-    let module = header
-        .init_root_module::<PluginModuleRef>()
-        .map_err(|e| format!("incompatible plugin ABI (the plugin was built against another SDK): {e}"))?;
-    let info = (module.build_info())();
+    let entry = entry(header)?;
+    let info = (entry.build_info)();
     let host = host_build_info();
     if let Some(why) = info.incompatibility(&host) {
         return Err(format!(
@@ -124,9 +160,9 @@ fn open(path: &Path) -> Result<Plugin, String> {
             info.plugin
         ));
     }
-    let nodes = match (module.describe())() {
-        abi_stable::std_types::ROk(list) => list.into_vec(),
-        abi_stable::std_types::RErr(e) => return Err(format!("could not list its nodes: {e}")),
+    let nodes = match (entry.describe)() {
+        ROk(list) => list.into_vec(),
+        RErr(e) => return Err(format!("could not list its nodes: {e}")),
     };
-    Ok(Plugin { path: path.to_path_buf(), module, info, nodes })
+    Ok(Plugin { path: path.to_path_buf(), evaluate: entry.evaluate, info, about: entry.about, nodes })
 }

@@ -1,6 +1,7 @@
-//! `subspace serve`: the graph editor in a browser. One page (`host/editor/index.html`, compiled in) and a small JSON
-//! API over the same registry, validator and evaluator as the CLI. Graph files are listed, opened and saved in one
-//! folder; runs write under one output folder, one subfolder per run, whose files the page can show.
+//! `subspace serve`: the graph editor in a browser. One page (built from `host/editor` by vite and embedded by
+//! `build.rs`) and a small JSON API over the same registry, validator and evaluator as the CLI. Graph files are
+//! listed, opened and saved in one folder; runs are queued (`runs.rs`), stream their progress to the page as
+//! server-sent events, and write under one output folder, one subfolder per run, whose files the page can show.
 //!
 //! Every web page the user opens can reach 127.0.0.1, so the server trusts only its own page (docs/SECURITY.md):
 //! the Host must be the served address (no DNS rebinding), an Origin must be the page's own, cross-site fetches are
@@ -12,10 +13,15 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use subspace_host::{exec::Event, validate, CancelToken, Evaluator, Graph, Registry, RunOptions};
+use subspace_host::{validate, Evaluator, Graph, Registry};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-const PAGE: &str = include_str!("../editor/index.html");
+mod runs;
+
+/// The built page and its assets (`BUILT`, `ASSETS`), written by `build.rs`.
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/editor_assets.rs"));
+}
 /// Largest request body accepted (a graph document); the shipped presets are under 20 KB.
 pub const MAX_BODY: usize = 1 << 20;
 /// Requests answered at once; more get 503 rather than a thread each.
@@ -37,11 +43,11 @@ pub struct Editor {
     /// One evaluator for the session, so a rerun after a change recomputes only what the change touches; the
     /// number is the last run folder made.
     evaluator: Mutex<(Evaluator, u64)>,
-    /// The current (or last) run's state per node, for the page to poll: "started", "cached", "done", "failed",
-    /// "skipped", or progress "done/total message".
-    progress: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
-    /// The run in progress, for `POST /api/cancel`.
-    cancel: Mutex<Option<CancelToken>>,
+    /// The current (or last) full run's state per node: "started", "cached", "done", "failed", "skipped", or
+    /// progress "done/total message" (the page itself follows its own run's events).
+    progress: Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// Queued, running and recently finished runs of every tab.
+    runs: runs::Runs,
     in_flight: AtomicUsize,
 }
 
@@ -153,8 +159,8 @@ impl Editor {
             token: new_token(),
             hosts: OnceLock::new(),
             evaluator: Mutex::new((evaluator, last)),
-            progress: Arc::new(Mutex::new(serde_json::Map::new())),
-            cancel: Mutex::new(None),
+            progress: Mutex::new(serde_json::Map::new()),
+            runs: runs::Runs::default(),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -165,6 +171,11 @@ impl Editor {
         let bound = server.server_addr().to_ip().ok_or_else(|| anyhow!("the server has no IP address"))?;
         let p = bound.port();
         let _ = self.hosts.set(vec![format!("127.0.0.1:{p}"), format!("localhost:{p}")]);
+        if !assets::BUILT {
+            eprintln!("warning: this binary carries no built editor page (run `make build`); the API works");
+        }
+        let worker = self.clone();
+        std::thread::Builder::new().name("subspace-runs".into()).spawn(move || runs::work(worker))?;
         on_ready(&bound.to_string());
         for request in server.incoming_requests() {
             if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
@@ -194,6 +205,16 @@ impl Editor {
         let url = request.url().to_string();
         let reply = match self.admit(&request, &method, &url) {
             Err(refusal) => refusal,
+            Ok(()) if method == Method::Get && url.starts_with("/api/runs/") => {
+                // A run's state, or its event stream (which holds this request's thread until the run ends).
+                let tail = &url["/api/runs/".len()..];
+                let (rest, query) = tail.split_once('?').unwrap_or((tail, ""));
+                match runs::find(self, rest, query) {
+                    Ok((run, true)) => return runs::stream(request, &self.runs, &run),
+                    Ok((run, false)) => runs::snapshot_reply(self, &run),
+                    Err(refusal) => refusal,
+                }
+            }
             Ok(()) => match read_body(&mut request) {
                 Ok(body) => {
                     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&method, &url, &body)));
@@ -202,7 +223,7 @@ impl Editor {
                 Err(refusal) => refusal,
             },
         };
-        let page = method == Method::Get && url == "/";
+        let page = method == Method::Get && (url == "/" || url.starts_with("/?"));
         respond(request, reply, page);
     }
 
@@ -248,6 +269,10 @@ impl Editor {
         let path: &str = &decoded;
         match (method, path) {
             (Method::Get, "/") => (200, "text/html; charset=utf-8", self.page().into_bytes()),
+            (Method::Get, p) if p.starts_with("/assets/") => match assets::ASSETS.iter().find(|(u, _, _)| *u == p) {
+                Some((_, ty, bytes)) => (200, *ty, bytes.to_vec()),
+                None => error(404, format!("no asset {p}")),
+            },
             (Method::Get, "/api/nodes") => json_reply(200, &crate::nodes_json(&self.registry)),
             (Method::Get, "/api/graphs") => {
                 let mut names: Vec<String> = std::fs::read_dir(&self.graphs)
@@ -279,10 +304,7 @@ impl Editor {
                         let needed: Vec<String> = plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect();
                         json_reply(200, &serde_json::json!({ "ok": true, "needed": needed }))
                     }
-                    Err(errors) => {
-                        let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                        json_reply(200, &serde_json::json!({ "ok": false, "errors": errors }))
-                    }
+                    Err(errors) => json_reply(200, &invalid(&errors)),
                 },
                 Err(r) => r,
             },
@@ -291,16 +313,16 @@ impl Editor {
                 json_reply(200, &serde_json::Value::Object(p))
             }
             (Method::Post, "/api/cancel") => {
-                let token = self.cancel.lock().ok().and_then(|c| c.clone());
-                if let Some(t) = &token {
-                    t.cancel();
-                }
-                json_reply(200, &serde_json::json!({ "cancelled": token.is_some() }))
+                // An empty body stops the running run; {"run": ID} stops that one, queued or running.
+                let which: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let cancelled = self.runs.cancel(which["run"].as_u64());
+                json_reply(200, &serde_json::json!({ "cancelled": cancelled }))
             }
-            (Method::Post, "/api/run") => match parse(body) {
-                Ok(g) => self.run(&g),
-                Err(r) => r,
-            },
+            // The whole run in one answer (scripts, tests), or queued with an id to follow (the page).
+            (Method::Post, "/api/run") => self.submit(body, false, true),
+            (Method::Post, "/api/runs") => self.submit(body, false, false),
+            // A live preview: only the requested outputs, nothing listed as a run; answered when done.
+            (Method::Post, "/api/preview") => self.submit(body, true, true),
             (Method::Get, p) if p.starts_with("/files/") => match inside(&self.out, &p["/files/".len()..]) {
                 Ok(file) => match std::fs::read(&file) {
                     Ok(bytes) => (200, content_type(&file), bytes),
@@ -314,7 +336,9 @@ impl Editor {
 
     /// The page with this session's token in a meta tag, where its script reads it.
     fn page(&self) -> String {
-        PAGE.replacen("<head>", &format!("<head>\n<meta name=\"subspace-token\" content=\"{}\">", self.token), 1)
+        let page = assets::ASSETS.iter().find(|(u, _, _)| *u == "/index.html").map(|(_, _, b)| *b).unwrap_or_default();
+        let page = String::from_utf8_lossy(page);
+        page.replacen("<head>", &format!("<head>\n<meta name=\"subspace-token\" content=\"{}\">", self.token), 1)
     }
 
     /// An existing graph file: a regular file in the graphs folder, not a symbolic link.
@@ -354,62 +378,34 @@ impl Editor {
         Err(error(500, format!("no free run folder in {}", self.out.display())))
     }
 
-    fn run(&self, g: &Graph) -> Reply {
-        let plan = match validate(g, &self.registry) {
-            Ok(p) => p,
-            Err(errors) => {
-                let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                return json_reply(200, &serde_json::json!({ "ok": false, "errors": errors }));
-            }
-        };
-        // One run at a time: they share the evaluator's cache and the machine.
-        let mut guard = match self.evaluator.lock() {
+    /// Validates a graph and queues it; `wait`: answers with the result, else with the run's id at once.
+    fn submit(&self, body: &[u8], preview: bool, wait: bool) -> Reply {
+        let g = match parse(body) {
             Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let (evaluator, last) = &mut *guard;
-        let (name, dir) = match self.new_run_dir(last) {
-            Ok(d) => d,
             Err(r) => return r,
         };
-        subspace_sdk::files::sweep_stale_temps(&self.out);
-        if let Ok(mut p) = self.progress.lock() {
-            p.clear();
-        }
-        let (tx, rx) = crossbeam::channel::unbounded();
-        let progress = self.progress.clone();
-        let listener = std::thread::spawn(move || {
-            for e in rx {
-                let (node, state) = match e {
-                    Event::NodeStarted { node, .. } => (node, "started".to_string()),
-                    Event::NodeCached { node } => (node, "cached".into()),
-                    Event::NodeProgress { node, done, total, message } => (node, format!("{done}/{total} {message}")),
-                    Event::NodeFinished { node, .. } => (node, "done".into()),
-                    Event::NodeFailed { node, .. } => (node, "failed".into()),
-                    Event::NodeSkipped { node, .. } => (node, "skipped".into()),
-                    Event::NodeLog { .. } => continue,
-                };
-                if let Ok(mut p) = progress.lock() {
-                    p.insert(node, state.into());
-                }
-            }
-        });
-        let opts = RunOptions { out_dir: dir.clone(), events: Some(tx), ..Default::default() };
-        if let Ok(mut c) = self.cancel.lock() {
-            *c = Some(opts.cancel.clone());
-        }
-        let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.run(&plan, &opts)));
-        if let Ok(mut c) = self.cancel.lock() {
-            *c = None;
-        }
-        drop(opts);
-        listener.join().ok();
-        let Ok(report) = report else {
-            return error(500, format!("{name}: the run failed inside the host; the server keeps serving"));
+        let plan = match validate(&g, &self.registry) {
+            Ok(p) => p,
+            Err(errors) => return json_reply(200, &invalid(&errors)),
         };
-        let files = files_under(&dir, &self.out);
-        json_reply(200, &serde_json::json!({ "ok": report.ok(), "run": name, "report": crate::report_json(&report), "files": files }))
+        let (run, ahead) = self.runs.submit(plan, preview);
+        if wait {
+            json_reply(200, &run.wait())
+        } else {
+            json_reply(200, &serde_json::json!({ "ok": true, "id": run.id, "ahead": ahead }))
+        }
     }
+}
+
+/// A graph that did not validate: every error as text, and as node, port or parameter, and message (for the
+/// page to show on the node).
+fn invalid(errors: &[subspace_host::ValidationError]) -> serde_json::Value {
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let details: Vec<serde_json::Value> = errors
+        .iter()
+        .map(|e| serde_json::json!({ "node": e.node, "location": e.location, "message": e.message }))
+        .collect();
+    serde_json::json!({ "ok": false, "errors": text, "details": details })
 }
 
 /// The body, at most [`MAX_BODY`] bytes (a larger one is refused before it is read whole).
@@ -429,8 +425,11 @@ fn respond(request: Request, (status, ty, bytes): Reply, page: bool) {
     let mut response = Response::from_data(bytes).with_status_code(status);
     let mut headers = vec![("Content-Type", ty), ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")];
     if page {
-        // No other site may frame the editor (a click on Run there would be the user's own).
-        headers.extend([("X-Frame-Options", "DENY"), ("Content-Security-Policy", "frame-ancestors 'none'")]);
+        // No other site may frame the editor (a click on Run there would be the user's own); the page loads only
+        // its own scripts and talks only to this server.
+        let csp = "frame-ancestors 'none'; default-src 'self'; img-src 'self' data: blob:; \
+                   style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; form-action 'none'";
+        headers.extend([("X-Frame-Options", "DENY"), ("Content-Security-Policy", csp)]);
     }
     for (k, v) in headers {
         if let Ok(h) = Header::from_bytes(k, v) {

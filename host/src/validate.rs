@@ -1,8 +1,10 @@
 //! Validation: checks a whole graph against the loaded node types before anything runs, and turns it into a
-//! [`Plan`]. Every problem is reported at once, each naming its node and port or parameter.
+//! [`Plan`]. Every problem is reported at once, each naming its node and port or parameter. Preset nodes are
+//! expanded first ([`crate::preset`]), so the plan holds plugin nodes only.
 
 use crate::graph::{split_endpoint, Graph};
 use crate::plugins::{NodeType, Registry};
+use crate::preset::{self, PresetSearch};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use subspace_sdk::{port, NamedValue, ParamKind, ParamSpec, Value};
 
@@ -22,6 +24,12 @@ pub enum Problem {
     Cycle,
     NothingRequested,
     UnknownOutput,
+    /// A `preset:NAME` node whose file is not found.
+    UnknownPreset,
+    /// Presets that include each other.
+    PresetCycle,
+    /// A preset file that cannot be read, or whose exposed parameters or ports are declared wrongly.
+    BadPreset,
 }
 
 /// One validation error.
@@ -50,6 +58,8 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
     /// Requested outputs: node index and port (None = all outputs).
     pub requested: Vec<(usize, Option<String>)>,
+    /// Outputs of preset nodes as the graph names them (`fit.mixture`) -> the inner node index and port.
+    pub aliases: BTreeMap<String, (usize, String)>,
 }
 
 #[derive(Clone)]
@@ -65,6 +75,13 @@ pub struct PlanNode {
 impl Plan {
     pub fn index(&self, id: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// The name the graph gives output `port` of plan node `id` when it is a preset node's output (`fit.mixture`
+    /// for `fit/gmm`'s `mixture`).
+    pub fn outer_name(&self, id: &str, port: &str) -> Option<&str> {
+        let i = self.index(id)?;
+        self.aliases.iter().find(|(_, (j, p))| *j == i && p == port).map(|(name, _)| name.as_str())
     }
 
     /// Nodes the requested outputs need, in dependency order (each after its inputs).
@@ -113,8 +130,49 @@ pub fn param_value(spec: &ParamSpec, json: &serde_json::Value) -> Result<Value, 
     Ok(v)
 }
 
-/// Validates `graph` against `registry`.
+/// Validates `graph` against `registry`; preset nodes are looked up in [`PresetSearch::standard`]
+/// (`examples/presets` under the working directory).
 pub fn validate(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<ValidationError>> {
+    validate_with(graph, registry, &PresetSearch::standard())
+}
+
+/// Validates `graph` against `registry`, looking up `preset:NAME` nodes with `presets`.
+pub fn validate_with(graph: &Graph, registry: &Registry, presets: &PresetSearch) -> Result<Plan, Vec<ValidationError>> {
+    if !graph.uses_presets() {
+        return validate_flat(graph, registry);
+    }
+    let flat = preset::expand(graph, registry, presets);
+    let mut errors = flat.errors.clone();
+    match validate_flat(&flat.graph, registry) {
+        Ok(mut plan) if errors.is_empty() => {
+            let mut aliases = BTreeMap::new();
+            for (name, (id, port)) in &flat.aliases {
+                if let Some(i) = plan.index(id) {
+                    aliases.insert(name.clone(), (i, port.clone()));
+                }
+            }
+            plan.aliases = aliases;
+            Ok(plan)
+        }
+        Ok(_) => Err(errors),
+        Err(more) => {
+            for e in more {
+                // Requests of a broken preset node were dropped: "nothing requested" would mislead.
+                if e.problem == Problem::NothingRequested && !graph.outputs.is_empty() {
+                    continue;
+                }
+                let e = flat.name_outer(e);
+                if !errors.contains(&e) {
+                    errors.push(e);
+                }
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// Validates a graph of plugin nodes only.
+fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let err = |problem, node: Option<&str>, location: Option<&str>, message: String| ValidationError {
         problem,
@@ -134,11 +192,17 @@ pub fn validate(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validati
         index.insert(&gn.id, nodes.len());
         let Some(nt) = registry.node(&gn.node_type) else {
             let known: Vec<&String> = registry.nodes.keys().collect();
+            let wanted = gn.version.as_deref().map(|v| format!(" (the graph wants {v})")).unwrap_or_default();
             errors.push(err(
                 Problem::UnknownNodeType,
                 Some(&gn.id),
                 None,
-                format!("unknown node type '{}' (loaded types: {known:?})", gn.node_type),
+                format!(
+                    "unknown node type '{}'{wanted}: no loaded plugin provides it; load the plugin that does \
+                     (--plugins DIR, `subspace plugins` lists what loaded) or replace the node \
+                     (loaded types: {known:?})",
+                    gn.node_type
+                ),
             ));
             nodes.push(None);
             continue;
@@ -152,7 +216,14 @@ pub fn validate(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validati
                     Problem::VersionMismatch,
                     Some(&gn.id),
                     None,
-                    format!("'{}' requires version {req}, loaded version is {}", gn.node_type, d.version),
+                    format!(
+                        "'{}' requires version {req}, loaded version is {}: load a plugin that provides {req}, or \
+                         check the node's parameters and links against `subspace nodes` and then record the loaded \
+                         version (\"version\": \"^{}\")",
+                        gn.node_type,
+                        d.version,
+                        d.version.as_str().split('.').next().unwrap_or("1")
+                    ),
                 )),
             }
         }
@@ -278,5 +349,5 @@ pub fn validate(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validati
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Plan { nodes: nodes.into_iter().map(|n| n.unwrap()).collect(), requested })
+    Ok(Plan { nodes: nodes.into_iter().map(|n| n.unwrap()).collect(), requested, aliases: BTreeMap::new() })
 }

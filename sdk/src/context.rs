@@ -16,14 +16,18 @@ use std::fmt::Debug;
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeviceSpec {
+    /// CUDA device index, or a negative number for the CPU.
     pub cuda_index: i32,
 }
 
 impl DeviceSpec {
+    /// The CPU.
     pub const CPU: DeviceSpec = DeviceSpec { cuda_index: -1 };
+    /// CUDA device `i`.
     pub fn cuda(i: usize) -> Self {
         DeviceSpec { cuda_index: i as i32 }
     }
+    /// The libtorch device.
     pub fn to_tch(self) -> tch::Device {
         if self.cuda_index < 0 {
             tch::Device::Cpu
@@ -31,6 +35,7 @@ impl DeviceSpec {
             tch::Device::Cuda(self.cuda_index as usize)
         }
     }
+    /// The spec of a libtorch device.
     pub fn from_tch(d: tch::Device) -> Self {
         match d {
             tch::Device::Cuda(i) => DeviceSpec::cuda(i),
@@ -88,26 +93,32 @@ pub trait HostServices: Send + Sync {
 pub struct NodeContext<'a> {
     /// The node's id in the graph (for messages).
     pub node_id: RStr<'a>,
+    /// The device the node computes on.
     pub device: DeviceSpec,
     /// Derived from the node's cache key: same inputs, same seed.
     pub seed: u64,
     /// Where result nodes write files.
     pub out_dir: RStr<'a>,
+    /// What the node may ask of the host (progress, cancellation, log, model cache).
     pub services: HostServices_TO<'a, abi_stable::sabi_types::RRef<'a, ()>>,
 }
 
 /// The node author's view of [`NodeContext`].
 pub struct Ctx<'a, 'b> {
+    /// The raw context that crossed the boundary.
     pub raw: &'a NodeContext<'b>,
 }
 
 impl Ctx<'_, '_> {
+    /// The id of the node in its graph (for messages).
     pub fn node_id(&self) -> &str {
         self.raw.node_id.as_str()
     }
+    /// The device to compute on.
     pub fn device(&self) -> tch::Device {
         self.raw.device.to_tch()
     }
+    /// The node's seed, derived from its cache key: the same inputs give the same seed.
     pub fn seed(&self) -> u64 {
         self.raw.seed
     }
@@ -115,12 +126,15 @@ impl Ctx<'_, '_> {
     pub fn rng(&self) -> rand_chacha::ChaCha8Rng {
         rand_chacha::ChaCha8Rng::seed_from_u64(self.raw.seed)
     }
+    /// The run's output folder; files a node writes go below it (see [`crate::files::output_param`]).
     pub fn out_dir(&self) -> &str {
         self.raw.out_dir.as_str()
     }
+    /// Reports progress (`total` 0: unknown); the CLI and the editor show it.
     pub fn progress(&self, done: u64, total: u64, message: &str) {
         self.raw.services.progress(done, total, message.into());
     }
+    /// A line for the run log.
     pub fn log(&self, message: &str) {
         self.raw.services.log(message.into());
     }

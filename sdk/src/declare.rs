@@ -44,16 +44,22 @@ use std::ops::RangeInclusive;
 /// (`Domain: Sub`) and a description that becomes UI text.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeInfo {
+    /// `vendor.name`, unique across plugins.
     pub id: &'static str,
+    /// Semantic version; bump the major when a port's type or a parameter's meaning changes.
     pub version: &'static str,
+    /// Display name.
     pub name: &'static str,
+    /// Palette category, `Domain: Sub`.
     pub category: &'static str,
+    /// One paragraph; becomes UI help.
     pub doc: &'static str,
 }
 
 /// A node declared once: [`Declared::declare`] builds its ports and parameters and returns the handles that
 /// [`Declared::run`] uses. Export with [`crate::export_plugin!`].
 pub trait Declared: Send + Sync + Sized + 'static {
+    /// What the node is.
     const INFO: NodeInfo;
     /// Declares the node's ports and parameters, in the order a UI shows them, and keeps their handles.
     fn declare(d: &mut Declare) -> Self;
@@ -128,6 +134,7 @@ pub trait PortValue: Sized {
     /// An input error naming `port` when the value is of another kind or breaks the type's contract (shape,
     /// finiteness).
     fn from_value(port: &str, value: &Value) -> NodeResult<Self>;
+    /// The value as it travels on a link.
     fn into_value(self) -> Value;
 }
 
@@ -150,6 +157,7 @@ pub trait Choice: Sized + Copy + 'static {
 
 /// Anything [`NodeIo::read`] can read: input, optional input and parameter handles.
 pub trait Handle {
+    /// What reading the handle gives.
     type Value;
     /// # Errors
     /// As [`PortValue::from_value`] / [`ParamValue::from_param`], or a missing required input.
@@ -244,9 +252,11 @@ impl Declare {
     pub fn int(&mut self, name: &'static str, default: i64, range: RangeInclusive<i64>, doc: &str) -> Param<i64> {
         self.param(name, ParamSpec::int(name, default, *range.start(), *range.end(), doc))
     }
+    /// A flag.
     pub fn bool(&mut self, name: &'static str, default: bool, doc: &str) -> Param<bool> {
         self.param(name, ParamSpec::bool(name, default, doc))
     }
+    /// Free text.
     pub fn text(&mut self, name: &'static str, default: &str, doc: &str) -> Param<String> {
         self.param(name, ParamSpec::text(name, default, doc))
     }

@@ -1,6 +1,7 @@
 //! The contracts editing nodes share, parsed in one place: edit targets (`hair.red,smile.yes+glasses.yes`), the
 //! layout of an edit batch (what AttributeEdit and the baselines' edits write and what grids and scores read, a
-//! typed value of port type `edit.layout`), and codes checked against their labels.
+//! typed value of port type `edit.layout`), codes checked against their labels, and the scores of an edit batch
+//! (what edit scoring writes and comparisons read, port type `edit.scores`).
 
 use crate::{
     declare::Input,
@@ -21,16 +22,19 @@ pub const LAYOUT: &str = "edit.layout";
 pub struct EditLayout {
     /// Canonical target names (`group.class`, joined by `+` for joint edits).
     pub targets: Vec<String>,
+    /// Pictures edited per target.
     pub samples: i64,
+    /// Ratios per picture.
     pub steps: i64,
+    /// The ratio of each step (0: unedited).
     pub ratios: Vec<f64>,
 }
 crate::json_kind!(EditLayout = LAYOUT);
 
 impl EditLayout {
-    /// Rows the layout describes.
-    pub fn rows(&self) -> i64 {
-        self.targets.len() as i64 * self.samples * self.steps
+    /// Rows the layout describes (`None` when the count overflows).
+    pub fn rows(&self) -> Option<i64> {
+        (self.targets.len() as i64).checked_mul(self.samples)?.checked_mul(self.steps)
     }
 
     /// Checks the layout against the `n` rows it should describe.
@@ -44,13 +48,13 @@ impl EditLayout {
         if self.ratios.len() as i64 != self.steps {
             return Err(format!("layout has {} ratios for {} steps", self.ratios.len(), self.steps));
         }
-        if self.rows() != n {
+        let rows = self.rows().ok_or_else(|| format!("layout {self:?} describes more rows than can be counted"))?;
+        if rows != n {
             return Err(format!(
-                "layout describes {} targets x {} samples x {} steps = {} rows, but {n} came in",
+                "layout describes {} targets x {} samples x {} steps = {rows} rows, but {n} came in",
                 self.targets.len(),
                 self.samples,
                 self.steps,
-                self.rows()
             ));
         }
         Ok(())
@@ -60,7 +64,9 @@ impl EditLayout {
 /// One edit: its canonical name and the class columns it moves toward (one per attribute group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EditTarget {
+    /// Canonical name (`group.class`, joined by `+`).
     pub name: String,
+    /// Label columns, one per group.
     pub columns: Vec<usize>,
 }
 
@@ -132,6 +138,48 @@ pub fn codes_and_labels(
     Ok((z, l, given.schema))
 }
 
+/// Port type of [`EditScores`].
+pub const SCORES: &str = "edit.scores";
+
+/// How one edit target did at one ratio, judged by an independent classifier's labels of the rendered edits.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ScorePoint {
+    /// The edit ratio (0: the unedited pictures).
+    pub ratio: f64,
+    /// Fraction of samples whose every target group is classified as the target class.
+    pub success: f64,
+    /// Mean over samples and the other groups of the total-variation change of each group's class probabilities.
+    pub leakage: f64,
+    /// The worst other group's mean total-variation change.
+    pub leakage_max: f64,
+    /// Root-mean-square pixel change in [0, 1] units; `None` when no images were scored.
+    pub movement: Option<f64>,
+}
+
+/// One target's scores along its ratios.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TargetScores {
+    /// The target's name (`group.class`, joined by `+` for joint edits), as in the [`EditLayout`].
+    pub target: String,
+    /// One point per ratio, in the layout's order.
+    pub points: Vec<ScorePoint>,
+    /// Mean change of every class's probability at the last ratio (a row of the re-scoring matrix).
+    pub rescoring: Vec<f64>,
+}
+
+/// An edit method's scores (port type `edit.scores`): what an edit-scoring node writes and what comparisons read,
+/// whichever method made the edits.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EditScores {
+    /// A name for the edit method (may be empty).
+    pub method: String,
+    /// The label schema's class names (`group.class`), the columns of each `rescoring` row.
+    pub classes: Vec<String>,
+    /// One entry per edit target, in the layout's order.
+    pub targets: Vec<TargetScores>,
+}
+crate::json_kind!(EditScores = SCORES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +212,19 @@ mod tests {
         assert_eq!(EditLayout::from_value("layout", &v).unwrap(), l);
         let e = EditLayout::from_value("layout", &Value::Text("{}".into())).unwrap_err();
         assert!(e.message.contains("expected edit.layout, got text"), "{}", e.message);
+    }
+
+    #[test]
+    fn scores_are_a_typed_value_that_a_layout_is_not() {
+        let p = ScorePoint { ratio: 1.0, success: 0.75, leakage: 0.1, leakage_max: 0.2, movement: None };
+        let t = TargetScores { target: "hair.red".into(), points: vec![p], rescoring: vec![0.5, -0.5] };
+        let classes = vec!["hair.black".into(), "hair.red".into()];
+        let s = EditScores { method: "ours".into(), classes, targets: vec![t] };
+        let v = s.clone().into_value();
+        assert_eq!(v.port_type(), SCORES);
+        assert_eq!(EditScores::from_value("a", &v).unwrap(), s);
+        let layout = EditLayout { targets: vec!["hair.red".into()], samples: 1, steps: 1, ratios: vec![1.0] };
+        let e = EditScores::from_value("a", &layout.into_value()).unwrap_err();
+        assert!(e.message.contains("expected edit.scores, got edit.layout"), "{}", e.message);
     }
 }

@@ -27,7 +27,9 @@ pub enum ErrorKind {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct NodeError {
+    /// What went wrong, broadly (a UI may colour by it).
     pub kind: ErrorKind,
+    /// What went wrong, for people: name the port, parameter or file.
     pub message: RString,
     /// The input port, output port or parameter the error is about.
     pub location: ROption<RString>,
@@ -37,6 +39,7 @@ pub struct NodeError {
 pub type NodeResult<T> = Result<T, NodeError>;
 
 impl NodeError {
+    /// An error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         NodeError { kind, message: RString::from(message.into()), location: ROption::RNone }
     }
@@ -48,15 +51,19 @@ impl NodeError {
     pub fn param(param: &str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidParam, message).at(param)
     }
+    /// A file could not be read or written; name the file.
     pub fn io(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Io, message)
     }
+    /// A model could not be loaded or run; name the model file.
     pub fn model(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Model, message)
     }
+    /// A bug: a contract between host and node was broken.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+    /// The run was cancelled (what [`crate::Ctx::check_cancelled`] returns).
     pub fn cancelled() -> Self {
         Self::new(ErrorKind::Cancelled, "cancelled")
     }

@@ -169,6 +169,11 @@ crate::bundle_kind!(
     /// Linear directions in latent space, one per class.
     pub Directions = port::DIRECTIONS
 );
+crate::bundle_kind!(
+    /// Named (x, y) series for scatter plots: one M x 2 float tensor per series; the metadata may give `title`,
+    /// `x_label`, `y_label` and per-point text `labels: {series: [text, ...]}`.
+    pub Points = port::POINTS
+);
 
 /// Structured data travelling as a typed value: a JSON document in a bundle of its own kind, so validation refuses
 /// a link between different kinds and the document is parsed in one place. Implement with [`crate::json_kind!`].

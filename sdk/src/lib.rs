@@ -7,11 +7,15 @@
 //! structured error a node returns ([`NodeError`]). All of it is `abi_stable`, so a plugin built against an older
 //! SDK keeps loading while only fields after the last prefix field are added.
 //!
-//! Writing a node is writing one [`Node`] impl; [`export_plugin!`] turns a list of them into a plugin and catches
-//! any panic inside the boundary, turning it into a [`NodeError`].
+//! A node is declared once ([`declare`]: a [`Declared`] impl whose `declare` hands back typed handles that `run`
+//! reads and writes through); [`kinds`] are the typed values on ports, [`edits`] the contracts editing nodes share;
+//! [`export_plugin!`] turns a list of nodes into a plugin and catches any panic inside the boundary, turning it
+//! into a [`NodeError`]. Start with [`prelude`] and `docs/WRITING_A_PLUGIN.md`.
 //!
 //! This crate touches nothing outside the process (no network) except through [`files`], the atomic-write helper
 //! nodes and the host use for every file they produce.
+
+#![deny(missing_docs)]
 
 pub mod context;
 pub mod declare;
@@ -28,7 +32,7 @@ pub mod value;
 pub use declare::{Declare, Declared, Input, NodeInfo, Optional, Output, Param};
 pub use context::{Ctx, DeviceSpec, HostServices, HostServices_TO, Model, ModelRef, Model_TO, NodeContext};
 pub use error::{ErrorKind, NodeError, NodeResult};
-pub use module::{BuildInfo, PluginModule, PluginModuleRef, SDK_ABI_MAJOR, SDK_ABI_MINOR};
+pub use module::{BuildInfo, PluginAbout, PluginModule, PluginModuleRef, SDK_ABI_MAJOR, SDK_ABI_MINOR};
 pub use node::{plugin_module, Node, NodeIo, PluginNodes};
 pub use schema::{NodeDescriptor, ParamKind, ParamSpec, PortSpec};
 pub use tensor::TensorRef;
@@ -36,6 +40,10 @@ pub use value::{port, Bundle, LabelGroup, LabelSchema, Labels, NamedTensor, Name
 
 #[doc(hidden)]
 pub use abi_stable;
+/// The random generator of [`Ctx::rng`], so plugins name it without depending on the crate.
+pub use rand_chacha;
+/// JSON, as bundle metadata and typed documents use it.
+pub use serde_json;
 pub use tch;
 
 /// Everything a node author uses, in one import: `use subspace_sdk::prelude::*;`.
@@ -71,12 +79,20 @@ macro_rules! export_plugin {
                     ::std::sync::OnceLock::new();
                 NODES.get_or_init(|| ::std::vec![$($boxed),*])
             }
+            fn about() -> $crate::module::PluginAbout {
+                $crate::module::PluginAbout {
+                    name: env!("CARGO_PKG_NAME").into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    description: env!("CARGO_PKG_DESCRIPTION").into(),
+                }
+            }
         }
         #[doc(hidden)]
         pub fn __subspace_root_module() -> $crate::PluginModuleRef {
             $crate::plugin_module::<__SubspacePlugin>()
         }
         // The name is abi_stable's `ROOT_MODULE_LOADER_NAME` (checked by a test in the SDK).
+        #[doc(hidden)]
         #[no_mangle]
         pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
             extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {

@@ -13,14 +13,17 @@ use abi_stable::{
 /// Bumped when a change breaks built plugins (the host refuses other majors).
 pub const SDK_ABI_MAJOR: u32 = 1;
 /// Bumped when fields are appended after the last prefix field (older plugins still load).
-pub const SDK_ABI_MINOR: u32 = 0;
+/// 1.1 appended [`PluginModule::about`].
+pub const SDK_ABI_MINOR: u32 = 1;
 
 /// What a plugin was built against. The host refuses a plugin whose SDK major, libtorch version or C++ ABI
 /// differs from its own, naming the file and both versions.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct BuildInfo {
+    /// SDK ABI major the plugin was built against: the host refuses other majors.
     pub sdk_abi_major: u32,
+    /// SDK ABI minor: the host refuses plugins newer than itself.
     pub sdk_abi_minor: u32,
     /// libtorch version, e.g. `2.11.0+cu130`.
     pub libtorch: RString,
@@ -69,7 +72,9 @@ impl BuildInfo {
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginModule {
+    /// The build-info handshake.
     pub build_info: extern "C" fn() -> BuildInfo,
+    /// The plugin's node types.
     pub describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
     /// Runs one node: `(node type id, inputs, parameters, context)` to named outputs.
     #[sabi(last_prefix_field)]
@@ -79,6 +84,22 @@ pub struct PluginModule {
         RSlice<'_, NamedValue>,
         &NodeContext<'_>,
     ) -> RResult<RVec<NamedValue>, NodeError>,
+    /// Since SDK ABI 1.1: the plugin crate's name, version and description (from its Cargo.toml). A plugin built
+    /// against 1.0 lacks it; the host then reads `None`.
+    #[sabi(missing_field(option))]
+    pub about: extern "C" fn() -> PluginAbout,
+}
+
+/// What a plugin says of itself: its crate's name, version and description.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct PluginAbout {
+    /// Crate name.
+    pub name: RString,
+    /// Crate version.
+    pub version: RString,
+    /// Crate description.
+    pub description: RString,
 }
 
 impl RootModule for PluginModuleRef {
@@ -86,4 +107,35 @@ impl RootModule for PluginModuleRef {
     const BASE_NAME: &'static str = "subspace_plugin";
     const NAME: &'static str = "subspace_plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The root module exactly as SDK ABI 1.0 laid it out, frozen. Not for new plugins: the test plugin
+/// `subspace-test-old-sdk` exports it, to prove that a host of a later SDK still loads plugins built against 1.0.
+#[doc(hidden)]
+pub mod v1_0 {
+    use super::*;
+
+    /// The 1.0 root module: `build_info`, `describe`, `evaluate`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginModule {
+        pub build_info: extern "C" fn() -> BuildInfo,
+        pub describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
+        #[sabi(last_prefix_field)]
+        pub evaluate: extern "C" fn(
+            RStr<'_>,
+            RSlice<'_, NamedValue>,
+            RSlice<'_, NamedValue>,
+            &NodeContext<'_>,
+        ) -> RResult<RVec<NamedValue>, NodeError>,
+    }
+
+    impl RootModule for PluginModuleRef {
+        declare_root_module_statics! {PluginModuleRef}
+        const BASE_NAME: &'static str = "subspace_plugin";
+        const NAME: &'static str = "subspace_plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
 }

@@ -4,7 +4,7 @@
 use crate::{
     context::{Ctx, ModelRef, NodeContext},
     error::{ErrorKind, NodeError, NodeResult},
-    module::{BuildInfo, PluginModule, PluginModuleRef},
+    module::{BuildInfo, PluginAbout, PluginModule, PluginModuleRef},
     schema::NodeDescriptor,
     value::{Bundle, Labels, NamedValue, Value},
 };
@@ -36,6 +36,7 @@ pub struct NodeIo<'a> {
 }
 
 impl<'a> NodeIo<'a> {
+    /// The inputs and parameters of one evaluation (made by the plugin glue).
     pub fn new(inputs: RSlice<'a, NamedValue>, params: RSlice<'a, NamedValue>) -> Self {
         NodeIo { inputs, params, outputs: RVec::new() }
     }
@@ -75,6 +76,7 @@ impl<'a> NodeIo<'a> {
         }
         Ok(t)
     }
+    /// Labels on input `port`, checked finite.
     pub fn labels(&self, port: &str) -> NodeResult<Labels> {
         match self.input(port)? {
             Value::Labels(l) => {
@@ -84,6 +86,7 @@ impl<'a> NodeIo<'a> {
             other => Err(NodeError::input(port, format!("expected labels, got {}", other.port_type()))),
         }
     }
+    /// A model on input `port`.
     pub fn model(&self, port: &str) -> NodeResult<ModelRef> {
         match self.input(port)? {
             Value::Model(m) => Ok(m.clone()),
@@ -109,6 +112,7 @@ impl<'a> NodeIo<'a> {
             .map(|v| &v.value)
             .ok_or_else(|| NodeError::param(name, "parameter missing (not declared by the node?)"))
     }
+    /// Float parameter `name` (an int is widened).
     pub fn float(&self, name: &str) -> NodeResult<f64> {
         match self.param_value(name)? {
             Value::Float(x) => Ok(*x),
@@ -116,18 +120,21 @@ impl<'a> NodeIo<'a> {
             other => Err(NodeError::param(name, format!("expected float, got {}", other.port_type()))),
         }
     }
+    /// Int parameter `name`.
     pub fn int(&self, name: &str) -> NodeResult<i64> {
         match self.param_value(name)? {
             Value::Int(x) => Ok(*x),
             other => Err(NodeError::param(name, format!("expected int, got {}", other.port_type()))),
         }
     }
+    /// Bool parameter `name`.
     pub fn bool(&self, name: &str) -> NodeResult<bool> {
         match self.param_value(name)? {
             Value::Bool(x) => Ok(*x),
             other => Err(NodeError::param(name, format!("expected bool, got {}", other.port_type()))),
         }
     }
+    /// Text parameter `name`.
     pub fn text(&self, name: &str) -> NodeResult<String> {
         match self.param_value(name)? {
             Value::Text(x) => Ok(x.to_string()),
@@ -139,6 +146,7 @@ impl<'a> NodeIo<'a> {
     pub fn output(&mut self, port: &str, value: Value) {
         self.outputs.push(NamedValue::new(port, value));
     }
+    /// The outputs written (for the plugin glue).
     pub fn into_outputs(self) -> RVec<NamedValue> {
         self.outputs
     }
@@ -158,9 +166,12 @@ pub fn check_finite(port: &str, t: &Tensor) -> NodeResult<()> {
     Ok(())
 }
 
-/// The node list of a plugin (implemented by [`crate::export_plugin!`]).
+/// The node list of a plugin and what it says of itself (implemented by [`crate::export_plugin!`]).
 pub trait PluginNodes: 'static {
+    /// Every node the plugin exports.
     fn nodes() -> &'static [Box<dyn Node>];
+    /// The plugin crate's name, version and description.
+    fn about() -> PluginAbout;
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -174,7 +185,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 extern "C" fn build_info<P: PluginNodes>() -> BuildInfo {
-    BuildInfo::current(std::any::type_name::<P>().split("::").next().unwrap_or("plugin"))
+    let about = P::about();
+    BuildInfo::current(&format!("{} {}", about.name, about.version))
+}
+
+extern "C" fn about<P: PluginNodes>() -> PluginAbout {
+    P::about()
 }
 
 /// Every declaration mistake of the plugin's nodes, each naming its node; what a host refuses the plugin for.
@@ -240,5 +256,6 @@ extern "C" fn evaluate<P: PluginNodes>(
 
 /// Builds the root module for the node list `P`.
 pub fn plugin_module<P: PluginNodes>() -> PluginModuleRef {
-    PluginModule { build_info: build_info::<P>, describe: describe::<P>, evaluate: evaluate::<P> }.leak_into_prefix()
+    PluginModule { build_info: build_info::<P>, describe: describe::<P>, evaluate: evaluate::<P>, about: about::<P> }
+        .leak_into_prefix()
 }

@@ -7,18 +7,22 @@ use abi_stable::{std_types::{RString, RVec}, StableAbi};
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct PortSpec {
+    /// Port name, unique among the node's inputs (or outputs).
     pub name: RString,
     /// A name from [`crate::port`] or a vendor type.
     pub ty: RString,
+    /// One line; becomes the port's tooltip.
     pub description: RString,
     /// Inputs only: the node runs without it.
     pub optional: bool,
 }
 
 impl PortSpec {
+    /// A required port.
     pub fn new(name: &str, ty: &str, description: &str) -> Self {
         PortSpec { name: name.into(), ty: ty.into(), description: description.into(), optional: false }
     }
+    /// Marks an input optional.
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
@@ -29,12 +33,30 @@ impl PortSpec {
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone)]
 pub enum ParamKind {
-    Float { min: f64, max: f64 },
-    Int { min: i64, max: i64 },
+    /// A number in `[min, max]`.
+    Float {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// An integer in `[min, max]`.
+    Int {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// A flag.
     Bool,
+    /// Free text.
     Text,
     /// One of a fixed set of strings.
-    Choice { choices: RVec<RString> },
+    /// One of `choices`.
+    Choice {
+        /// The allowed values, in display order.
+        choices: RVec<RString>,
+    },
     /// A file or folder path (text; a UI may offer a picker).
     Path,
 }
@@ -43,28 +65,38 @@ pub enum ParamKind {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct ParamSpec {
+    /// Parameter name, unique within the node.
     pub name: RString,
+    /// Kind and range.
     pub kind: ParamKind,
+    /// The value used when a graph gives none.
     pub default: Value,
+    /// One line; becomes UI help.
     pub description: RString,
 }
 
 impl ParamSpec {
+    /// A float in `[min, max]`.
     pub fn float(name: &str, default: f64, min: f64, max: f64, description: &str) -> Self {
         ParamSpec { name: name.into(), kind: ParamKind::Float { min, max }, default: Value::Float(default), description: description.into() }
     }
+    /// An int in `[min, max]`.
     pub fn int(name: &str, default: i64, min: i64, max: i64, description: &str) -> Self {
         ParamSpec { name: name.into(), kind: ParamKind::Int { min, max }, default: Value::Int(default), description: description.into() }
     }
+    /// A flag.
     pub fn bool(name: &str, default: bool, description: &str) -> Self {
         ParamSpec { name: name.into(), kind: ParamKind::Bool, default: Value::Bool(default), description: description.into() }
     }
+    /// Free text.
     pub fn text(name: &str, default: &str, description: &str) -> Self {
         ParamSpec { name: name.into(), kind: ParamKind::Text, default: Value::Text(default.into()), description: description.into() }
     }
+    /// A file or folder path.
     pub fn path(name: &str, default: &str, description: &str) -> Self {
         ParamSpec { name: name.into(), kind: ParamKind::Path, default: Value::Text(default.into()), description: description.into() }
     }
+    /// One of `choices`.
     pub fn choice(name: &str, default: &str, choices: &[&str], description: &str) -> Self {
         ParamSpec {
             name: name.into(),
@@ -102,6 +134,7 @@ impl ParamSpec {
 }
 
 impl ParamKind {
+    /// `float`, `int`, `bool`, `text`, `choice` or `path`.
     pub fn type_name(&self) -> &'static str {
         match self {
             ParamKind::Float { .. } => "float",
@@ -122,18 +155,24 @@ pub struct NodeDescriptor {
     pub id: RString,
     /// Semantic version; a graph may pin `^1` etc.
     pub version: RString,
+    /// Name shown in the palette and on the node.
     pub display_name: RString,
     /// `Domain: Sub`, e.g. `Method: Fitting`.
     pub category: RString,
+    /// One paragraph; becomes UI help.
     pub description: RString,
+    /// Input ports, in display order.
     pub inputs: RVec<PortSpec>,
+    /// Output ports, in display order.
     pub outputs: RVec<PortSpec>,
+    /// Parameters, in display order.
     pub params: RVec<ParamSpec>,
     /// Output may differ between runs with the same inputs (never cached across runs).
     pub volatile: bool,
 }
 
 impl NodeDescriptor {
+    /// A node with no ports or parameters yet.
     pub fn new(id: &str, version: &str, display_name: &str, category: &str, description: &str) -> Self {
         NodeDescriptor {
             id: id.into(),
@@ -147,28 +186,35 @@ impl NodeDescriptor {
             volatile: false,
         }
     }
+    /// Adds an input.
     pub fn input(mut self, p: PortSpec) -> Self {
         self.inputs.push(p);
         self
     }
+    /// Adds an output.
     pub fn output(mut self, p: PortSpec) -> Self {
         self.outputs.push(p);
         self
     }
+    /// Adds a parameter.
     pub fn param(mut self, p: ParamSpec) -> Self {
         self.params.push(p);
         self
     }
+    /// Marks the node volatile (never cached across runs).
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
         self
     }
+    /// Parameter `name`, if declared.
     pub fn find_param(&self, name: &str) -> Option<&ParamSpec> {
         self.params.iter().find(|p| p.name.as_str() == name)
     }
+    /// Input `name`, if declared.
     pub fn find_input(&self, name: &str) -> Option<&PortSpec> {
         self.inputs.iter().find(|p| p.name.as_str() == name)
     }
+    /// Output `name`, if declared.
     pub fn find_output(&self, name: &str) -> Option<&PortSpec> {
         self.outputs.iter().find(|p| p.name.as_str() == name)
     }

@@ -7,10 +7,15 @@ use serde::{Deserialize, Serialize};
 /// Port type names. A link is valid when both ends name the same type, or the input accepts [`port::ANY`].
 /// Third-party nodes may define their own names (`vendor.thing`); bundles use their `kind` as their port type.
 pub mod port {
+    /// Accepts any value.
     pub const ANY: &str = "any";
+    /// A number.
     pub const FLOAT: &str = "float";
+    /// An integer.
     pub const INT: &str = "int";
+    /// A flag.
     pub const BOOL: &str = "bool";
+    /// Text.
     pub const TEXT: &str = "text";
     /// Any tensor.
     pub const TENSOR: &str = "tensor";
@@ -32,13 +37,17 @@ pub mod port {
     pub const CURVES: &str = "curves";
     /// Linear directions in latent space, one per class (baselines, imports).
     pub const DIRECTIONS: &str = "directions";
+    /// Named (x, y) series for scatter plots (a comparison's leakage and success per method).
+    pub const POINTS: &str = "points";
 }
 
 /// One attribute group (e.g. hair) and its classes (black, brown, ...).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelGroup {
+    /// Group name, e.g. `hair`.
     pub name: RString,
+    /// Class names, e.g. `black`, `red`.
     pub classes: RVec<RString>,
 }
 
@@ -46,6 +55,7 @@ pub struct LabelGroup {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelSchema {
+    /// The groups, in column order.
     pub groups: RVec<LabelGroup>,
 }
 
@@ -54,6 +64,7 @@ impl LabelSchema {
     pub fn len(&self) -> usize {
         self.groups.iter().map(|g| g.classes.len()).sum()
     }
+    /// True when the schema has no classes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -97,7 +108,9 @@ impl LabelSchema {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct Labels {
+    /// N x K probabilities in [0, 1].
     pub probs: TensorRef,
+    /// What the K columns are.
     pub schema: LabelSchema,
 }
 
@@ -105,7 +118,9 @@ pub struct Labels {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct NamedTensor {
+    /// Tensor name.
     pub name: RString,
+    /// The tensor.
     pub tensor: TensorRef,
 }
 
@@ -113,16 +128,20 @@ pub struct NamedTensor {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct Bundle {
+    /// The bundle's kind, which is its port type.
     pub kind: RString,
+    /// Named tensors.
     pub tensors: RVec<NamedTensor>,
     /// JSON text.
     pub meta: RString,
 }
 
 impl Bundle {
+    /// A bundle of `kind` with JSON metadata and no tensors yet.
     pub fn new(kind: &str, meta: &serde_json::Value) -> Self {
         Bundle { kind: kind.into(), tensors: RVec::new(), meta: meta.to_string().into() }
     }
+    /// Adds tensor `name`.
     pub fn with(mut self, name: &str, t: tch::Tensor) -> Self {
         self.tensors.push(NamedTensor { name: name.into(), tensor: TensorRef::new(t) });
         self
@@ -131,6 +150,7 @@ impl Bundle {
     pub fn get(&self, name: &str) -> Option<tch::Tensor> {
         self.tensors.iter().find(|t| t.name.as_str() == name).map(|t| t.tensor.tensor())
     }
+    /// The metadata, parsed (`null` when it is not JSON).
     pub fn meta_json(&self) -> serde_json::Value {
         serde_json::from_str(self.meta.as_str()).unwrap_or(serde_json::Value::Null)
     }
@@ -140,15 +160,25 @@ impl Bundle {
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone)]
 pub enum Value {
+    /// A number.
     Float(f64),
+    /// An integer.
     Int(i64),
+    /// A flag.
     Bool(bool),
+    /// Text.
     Text(RString),
+    /// Any tensor.
     Tensor(TensorRef),
+    /// Latent codes, N x D.
     Latents(TensorRef),
+    /// Images, N x C x H x W in [0, 1].
     Images(TensorRef),
+    /// Label probabilities with their schema.
     Labels(Labels),
+    /// A loaded model.
     Model(ModelRef),
+    /// Named tensors with JSON metadata (fits, typed documents).
     Bundle(Bundle),
 }
 
@@ -199,11 +229,14 @@ impl Value {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct NamedValue {
+    /// Port or parameter name.
     pub name: RString,
+    /// The value.
     pub value: Value,
 }
 
 impl NamedValue {
+    /// `value` named `name`.
     pub fn new(name: &str, value: Value) -> Self {
         NamedValue { name: name.into(), value }
     }

@@ -135,6 +135,22 @@ pub fn product_registry() -> Arc<Registry> {
     .clone()
 }
 
+/// Every product plugin (models, method, results, baselines), loaded once per test process.
+pub fn all_product_plugins() -> Arc<Registry> {
+    static R: OnceLock<Arc<Registry>> = OnceLock::new();
+    R.get_or_init(|| {
+        let r = registry_of(&[
+            "subspace_plugin_models",
+            "subspace_plugin_method",
+            "subspace_plugin_results",
+            "subspace_plugin_baselines",
+        ]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        Arc::new(r)
+    })
+    .clone()
+}
+
 /// Small TorchScript models made by tracing, with sidecars: a toy world for contract tests.
 pub mod toy {
     use std::path::{Path, PathBuf};

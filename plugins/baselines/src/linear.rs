@@ -7,30 +7,15 @@
 use rand::seq::SliceRandom;
 use subspace_sdk::tch::{Device, Kind, Tensor};
 
-/// Which loss the linear classifier minimises (plus 0.5 |w|^2 and an unregularised intercept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Solver {
-    /// Linear SVM: C times the squared hinge max(0, 1 - y f)^2 per sample (LIBLINEAR's default L2-loss SVM). The
-    /// plain hinge of sklearn's `SVC(kernel='linear')` is not differentiable; the squared hinge has the same
-    /// margin-based solution shape and lets a generalised Newton method converge in a handful of steps.
-    Svm,
-    /// Logistic regression: C times log(1 + exp(-y f)) per sample.
-    Logistic,
-}
-
-impl Solver {
-    pub fn parse(s: &str) -> Result<Solver, String> {
-        match s {
-            "svm" => Ok(Solver::Svm),
-            "logistic" => Ok(Solver::Logistic),
-            _ => Err(format!("'{s}' is not svm or logistic")),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Solver::Svm => "svm",
-            Solver::Logistic => "logistic",
-        }
+subspace_sdk::choice! {
+    /// Which loss the linear classifier minimises (plus 0.5 |w|^2 and an unregularised intercept).
+    pub enum Solver {
+        /// Linear SVM: C times the squared hinge max(0, 1 - y f)^2 per sample (LIBLINEAR's default L2-loss SVM).
+        /// The plain hinge of sklearn's `SVC(kernel='linear')` is not differentiable; the squared hinge has the
+        /// same margin-based solution shape and lets a generalised Newton method converge in a handful of steps.
+        Svm = "svm",
+        /// Logistic regression: C times log(1 + exp(-y f)) per sample.
+        Logistic = "logistic",
     }
 }
 
@@ -41,7 +26,9 @@ pub struct LinearFit {
     pub normal: Tensor,
     /// Signed distance of the origin from the boundary.
     pub offset: f64,
+    /// Newton steps taken.
     pub iterations: usize,
+    /// Whether the objective stopped decreasing before the step limit.
     pub converged: bool,
 }
 
@@ -151,13 +138,17 @@ pub fn fit_linear(x: &Tensor, y: &Tensor, solver: Solver, c: f64) -> Result<Line
 /// What InterFaceGAN's boundary for one class came to.
 #[derive(Debug)]
 pub struct Boundary {
+    /// The classifier fitted on the training split.
     pub fit: LinearFit,
     /// Samples taken from each end (top and bottom).
     pub per_side: i64,
+    /// Accuracy on the training split.
     pub train_accuracy: f64,
     /// NaN when `split` leaves nothing to validate on.
     pub val_accuracy: f64,
+    /// Samples trained on (both ends).
     pub train_samples: i64,
+    /// Samples validated on (both ends).
     pub val_samples: i64,
 }
 
@@ -193,7 +184,8 @@ pub fn interfacegan_boundary(
     let highest_bottom = s.double_value(&[neg[0]]);
     if lowest_top <= highest_bottom {
         return Err(format!(
-            "its top and bottom {k} scores do not differ (lowest top {lowest_top:.4}, highest bottom {highest_bottom:.4})"
+            "its top and bottom {k} scores do not differ \
+             (lowest top {lowest_top:.4}, highest bottom {highest_bottom:.4})"
         ));
     }
     pos.shuffle(rng);
@@ -214,7 +206,14 @@ pub fn interfacegan_boundary(
     let fit = fit_linear(&x_train, &y_train, solver, c)?;
     let train_accuracy = fit.accuracy(&x_train, &y_train);
     let val_accuracy = fit.accuracy(&x_val, &y_val);
-    Ok(Boundary { fit, per_side: k, train_accuracy, val_accuracy, train_samples: 2 * n_train as i64, val_samples: 2 * n_val as i64 })
+    Ok(Boundary {
+        fit,
+        per_side: k,
+        train_accuracy,
+        val_accuracy,
+        train_samples: 2 * n_train as i64,
+        val_samples: 2 * n_val as i64,
+    })
 }
 
 /// The top `m` eigenvectors (columns, D x m) and eigenvalues (m, descending) of a symmetric matrix. Each vector's
@@ -259,7 +258,9 @@ pub fn sefa_matrix(w: &Tensor, d: i64) -> Result<Tensor, String> {
     }
     let prefer: [usize; 2] = if shape.len() == 2 { [1, 0] } else { [0, 1] };
     let Some(axis) = prefer.iter().copied().find(|&a| shape[a] == d) else {
-        return Err(format!("has shape {shape:?}, and neither of its first two dimensions is the latent dimension {d}"));
+        return Err(format!(
+            "has shape {shape:?}, and neither of its first two dimensions is the latent dimension {d}"
+        ));
     };
     let w = w.to_kind(Kind::Double);
     // Move the latent axis last, flatten the rest into rows.
@@ -343,30 +344,24 @@ pub fn project_out(n: &Tensor, others: &Tensor) -> Tensor {
     once(&once(&n))
 }
 
-/// How a linear edit moves a code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditMode {
-    /// z' = z + d sum_k u_k.
-    Shift,
-    /// Moves along the edit directions so that every target's signed distance n_k . z' + b_k becomes d.
-    ToBoundary,
-}
-
-impl EditMode {
-    pub fn parse(s: &str) -> Result<EditMode, String> {
-        match s {
-            "shift" => Ok(EditMode::Shift),
-            "to_boundary" => Ok(EditMode::ToBoundary),
-            _ => Err(format!("'{s}' is not shift or to_boundary")),
-        }
+subspace_sdk::choice! {
+    /// How a linear edit moves a code.
+    pub enum EditMode {
+        /// z' = z + d sum_k u_k.
+        Shift = "shift",
+        /// Moves along the edit directions so that every target's signed distance n_k . z' + b_k becomes d.
+        ToBoundary = "to_boundary",
     }
 }
 
 /// One class of an edit: its normal n and offset b (signed distance n . z + b), and the unit direction u the
 /// code moves along (n itself, or n projected off the other attribute groups' normals for a conditional edit).
 pub struct EditPart {
+    /// n, D.
     pub normal: Tensor,
+    /// b.
     pub offset: f64,
+    /// u, D, unit.
     pub direction: Tensor,
 }
 
@@ -380,8 +375,11 @@ pub fn linear_edit(z: &Tensor, parts: &[EditPart], distances: &[f64], mode: Edit
     }
     let zd = z.to_kind(Kind::Double);
     let dev = zd.device();
-    let nrm = Tensor::stack(&parts.iter().map(|p| p.normal.to_kind(Kind::Double).to_device(dev)).collect::<Vec<_>>(), 0); // m x D
-    let dir = Tensor::stack(&parts.iter().map(|p| p.direction.to_kind(Kind::Double).to_device(dev)).collect::<Vec<_>>(), 0); // m x D
+    let rows = |t: &dyn Fn(&EditPart) -> &Tensor| {
+        Tensor::stack(&parts.iter().map(|p| t(p).to_kind(Kind::Double).to_device(dev)).collect::<Vec<_>>(), 0)
+    };
+    let nrm = rows(&|p| &p.normal); // m x D
+    let dir = rows(&|p| &p.direction); // m x D
     let off = Tensor::from_slice(&parts.iter().map(|p| p.offset).collect::<Vec<_>>()).to_device(dev);
     let mut cols = Vec::with_capacity(distances.len());
     for &d in distances {
@@ -395,10 +393,13 @@ pub fn linear_edit(z: &Tensor, parts: &[EditPart], distances: &[f64], mode: Edit
                 let g = nrm.matmul(&dir.tr()); // m x m
                 let cos = g.diagonal(0, 0, 1).abs().min().double_value(&[]);
                 if cos < 1e-6 {
-                    return Err("an edit direction is orthogonal to its normal; the boundary cannot be reached along it".into());
+                    return Err(
+                        "an edit direction is orthogonal to its normal; the boundary cannot be reached along it".into(),
+                    );
                 }
                 let rhs = (-(zd.matmul(&nrm.tr()) + off.unsqueeze(0)) + d).tr(); // m x N
-                let t = Tensor::f_linalg_solve(&g, &rhs, true).map_err(|e| format!("the joint step cannot be solved: {e}"))?; // m x N
+                let t = Tensor::f_linalg_solve(&g, &rhs, true)
+                    .map_err(|e| format!("the joint step cannot be solved: {e}"))?; // m x N
                 &zd + t.tr().matmul(&dir)
             }
         };
@@ -443,7 +444,10 @@ mod tests {
         for solver in [Solver::Svm, Solver::Logistic] {
             let b = interfacegan_boundary(&z, &score, k, 0.7, solver, 1.0, &mut rng).unwrap();
             let c = cos(&b.fit.normal, &w);
-            eprintln!("{solver:?}: cos {c:.4}, val acc {:.3}, train acc {:.3}, {} iterations, converged {}", b.val_accuracy, b.train_accuracy, b.fit.iterations, b.fit.converged);
+            eprintln!(
+                "{solver:?}: cos {c:.4}, val acc {:.3}, train acc {:.3}, {} iterations, converged {}",
+                b.val_accuracy, b.train_accuracy, b.fit.iterations, b.fit.converged
+            );
             assert!(c >= 0.95, "{solver:?}: cosine {c}");
             assert!(b.fit.converged);
             assert!(b.val_accuracy > 0.99);
@@ -527,7 +531,14 @@ mod tests {
         let z = randn(&mut rng, &[3000, 6]).to_kind(Kind::Double);
         let axes = Tensor::eye(6, (Kind::Double, Device::Cpu));
         // Class 0 rises with -z_2, class 1 with z_4, class 2 is constant.
-        let l = Tensor::stack(&[(-z.select(1, 2)).sigmoid(), z.select(1, 4).sigmoid(), Tensor::full([3000], 0.5, (Kind::Double, Device::Cpu))], 1);
+        let l = Tensor::stack(
+            &[
+                (-z.select(1, 2)).sigmoid(),
+                z.select(1, 4).sigmoid(),
+                Tensor::full([3000], 0.5, (Kind::Double, Device::Cpu)),
+            ],
+            1,
+        );
         let m = match_components(&z, &axes, &l);
         assert_eq!(m[0].0, 2);
         assert!(m[0].1 < -0.9);

@@ -2,67 +2,26 @@
 
 use crate::gauss::Gaussians;
 use subspace_sdk::tch::{self, Kind, Tensor};
-use subspace_sdk::NodeError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The patent's edit: z' = (1 - a) z + a zs.
-    Lerp,
-    /// Spherical interpolation between z and zs (keeps the norm near the prior's shell).
-    Slerp,
-    /// z' = z + a (zs - c(z)), c(z) the posterior-weighted mean of the target group's components at z: moves only
-    /// by the difference between classes, so the other attributes' coordinates are left alone.
-    Shift,
-    /// The least movement that makes the target component(s) likely while holding every other group's component
-    /// posteriors where they were: minimises |z' - z|^2 / 2 plus penalties, by gradient descent. The ratio a
-    /// moves the target's log-odds from its value at z (a = 0) to `REGION_TARGET` (a = 1).
-    Region,
+subspace_sdk::choice! {
+    /// How an edit moves a code toward its target.
+    pub enum Mode {
+        /// The patent's edit: z' = (1 - a) z + a zs.
+        Lerp = "lerp",
+        /// Spherical interpolation between z and zs (keeps the norm near the prior's shell).
+        Slerp = "slerp",
+        /// z' = z + a (zs - c(z)), c(z) the posterior-weighted mean of the target group's components at z: moves
+        /// only by the difference between classes, so the other attributes' coordinates are left alone.
+        Shift = "shift",
+        /// The least movement that makes the target component(s) likely while holding every other group's
+        /// component posteriors where they were: minimises |z' - z|^2 / 2 plus penalties, by gradient descent. The
+        /// ratio a moves the target's log-odds from its value at z (a = 0) to `REGION_TARGET` (a = 1).
+        Region = "region",
+    }
 }
 
 /// The target posterior a region edit reaches at a = 1.
 pub const REGION_TARGET: f64 = 0.995;
-
-impl Mode {
-    pub fn parse(s: &str) -> Result<Self, NodeError> {
-        match s {
-            "lerp" => Ok(Mode::Lerp),
-            "slerp" => Ok(Mode::Slerp),
-            "shift" => Ok(Mode::Shift),
-            "region" => Ok(Mode::Region),
-            _ => Err(NodeError::param("mode", format!("'{s}' is not lerp, slerp, shift or region"))),
-        }
-    }
-}
-
-/// Parses a target list: `all` (every class), or comma-separated edits where each edit is one class or several
-/// joined by `+` (edited at once), e.g. `hair.red,smile.yes+glasses.yes`.
-pub fn parse_targets(spec: &str, g: &Gaussians) -> Result<Vec<(String, Vec<usize>)>, NodeError> {
-    let names = g.schema.class_names();
-    if spec.trim() == "all" {
-        return Ok(names.iter().enumerate().map(|(i, n)| (n.clone(), vec![i])).collect());
-    }
-    let mut out = Vec::new();
-    for edit in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let mut set = Vec::new();
-        let mut groups = Vec::new();
-        for name in edit.split('+').map(str::trim) {
-            let c = g.schema.column(name).ok_or_else(|| {
-                NodeError::param("target", format!("unknown class '{name}'; the mixture has {names:?}"))
-            })?;
-            let group = g.schema.columns()[c].0;
-            if groups.contains(&group) {
-                return Err(NodeError::param("target", format!("'{edit}' names two classes of group '{}'", g.schema.groups[group].name)));
-            }
-            groups.push(group);
-            set.push(c);
-        }
-        out.push((edit.to_string(), set));
-    }
-    if out.is_empty() {
-        return Err(NodeError::param("target", "no target class given"));
-    }
-    Ok(out)
-}
 
 /// Mean and covariance of the product of the chosen components (a point likely under all of them), D and D x D.
 pub fn product(g: &Gaussians, set: &[usize]) -> (Tensor, Tensor) {
@@ -87,7 +46,9 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
         None => zs,
         Some(e) => {
             let d = cov.size()[0];
-            let l = (cov.to_kind(Kind::Double) + Tensor::eye(d, (Kind::Double, cov.device())) * 1e-6).linalg_cholesky(false).to_kind(Kind::Float);
+            let l = (cov.to_kind(Kind::Double) + Tensor::eye(d, (Kind::Double, cov.device())) * 1e-6)
+                .linalg_cholesky(false)
+                .to_kind(Kind::Float);
             zs + e.matmul(&l.transpose(0, 1))
         }
     }
@@ -137,7 +98,9 @@ fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], 
     for step in 1..=iterations {
         let lp = g.log_group_posteriors(&x);
         let movement = (&x - z).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 0.05;
-        let shortfall = ((&wanted - logit(&lp)).relu().square() * &target).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
+        let shortfall =
+            ((&wanted - logit(&lp)).relu().square() * &target).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+                * 2.0;
         // KL(p0 || p') over the held groups' classes.
         let kl = (log_p0.exp() * (&log_p0 - &lp) * &keep).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * hold;
         let total = (movement + shortfall + kl).sum(Kind::Float);
@@ -161,7 +124,15 @@ fn group_centre(g: &Gaussians, z: &Tensor, group: usize) -> Tensor {
 
 /// Edits codes `z` (N x D) toward `set` by ratio `a`, given control vectors `zs` (N x D, from `set`'s product for
 /// lerp/slerp; for shift each class uses its own component's mean or sample, passed in `per_class_zs`).
-pub fn apply(g: &Gaussians, z: &Tensor, set: &[usize], a: f64, mode: Mode, zs: &Tensor, per_class_zs: &[Tensor]) -> Tensor {
+pub fn apply(
+    g: &Gaussians,
+    z: &Tensor,
+    set: &[usize],
+    a: f64,
+    mode: Mode,
+    zs: &Tensor,
+    per_class_zs: &[Tensor],
+) -> Tensor {
     match mode {
         Mode::Lerp => z * (1.0 - a) + zs * a,
         Mode::Slerp => {

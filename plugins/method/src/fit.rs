@@ -6,11 +6,17 @@ use rand::{Rng, SeedableRng};
 use subspace_sdk::tch::{nn, nn::OptimizerConfig, Reduction, Tensor};
 use subspace_sdk::{Ctx, NodeError};
 
+/// How [`fit`] optimises.
 pub struct FitOptions {
+    /// Adam steps.
     pub steps: i64,
+    /// Adam learning rate.
     pub lr: f64,
+    /// Codes per minibatch (at most all of them).
     pub batch: i64,
+    /// Seed of the minibatches and of the extra term's sampling.
     pub seed: u64,
+    /// Learn the mixture weights too (else they stay as given).
     pub learn_weights: bool,
 }
 
@@ -19,20 +25,27 @@ pub struct FitOptions {
 pub struct Curves(pub Vec<(String, Vec<f64>)>);
 
 impl Curves {
+    /// Appends `v` to series `name`, starting it if new.
     pub fn push(&mut self, name: &str, v: f64) {
         match self.0.iter_mut().find(|(n, _)| n == name) {
             Some((_, s)) => s.push(v),
             None => self.0.push((name.to_string(), vec![v])),
         }
     }
+    /// The last value of series `name`.
     pub fn last(&self, name: &str) -> Option<f64> {
         self.0.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.last().copied())
     }
+    /// The first value of series `name`.
     pub fn first(&self, name: &str) -> Option<f64> {
         self.0.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.first().copied())
     }
+    /// As a `curves` bundle titled `title`.
     pub fn to_bundle(&self, title: &str) -> subspace_sdk::Bundle {
-        let mut b = subspace_sdk::Bundle::new(subspace_sdk::port::CURVES, &serde_json::json!({"title": title, "x_label": "step", "y_label": "loss"}));
+        let mut b = subspace_sdk::Bundle::new(
+            subspace_sdk::port::CURVES,
+            &serde_json::json!({"title": title, "x_label": "step", "y_label": "loss"}),
+        );
         for (name, s) in &self.0 {
             b = b.with(name, Tensor::from_slice(s));
         }
@@ -41,7 +54,8 @@ impl Curves {
 }
 
 /// An extra loss term evaluated each step on the current (trainable) Gaussians: returns (name, loss).
-pub type ExtraTerm<'a> = dyn FnMut(&Gaussians, &mut rand_chacha::ChaCha8Rng) -> Result<(String, Tensor), NodeError> + 'a;
+pub type ExtraTerm<'a> =
+    dyn FnMut(&Gaussians, &mut rand_chacha::ChaCha8Rng) -> Result<(String, Tensor), NodeError> + 'a;
 
 /// Fits `init` to (`z`, `labels`) with Adam; returns the fitted Gaussians (detached) and the loss curves.
 pub fn fit(
@@ -90,7 +104,9 @@ pub fn fit(
         }
         let t = total.double_value(&[]);
         if !t.is_finite() {
-            return Err(NodeError::internal(format!("{what}: the loss became {t} at step {step}; lower the learning rate")));
+            return Err(NodeError::internal(format!(
+                "{what}: the loss became {t} at step {step}; lower the learning rate"
+            )));
         }
         curves.push("total", t);
         opt.zero_grad();

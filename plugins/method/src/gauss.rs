@@ -2,34 +2,20 @@
 //! Sigma_k = diag(sd_k^2) + U_k U_k^T, their normalized likelihoods, reparameterised sampling, initialisation from
 //! label-weighted moments, and the ROC AUC used to judge a fit.
 
+use subspace_sdk::declare::{Choice, ParamValue};
 use subspace_sdk::tch::{self, Kind, Tensor};
-use subspace_sdk::{Bundle, LabelSchema, NodeError};
+use subspace_sdk::{Bundle, LabelSchema, NodeError, Value};
 
-/// How a likelihood is brought into [0, 1] so that it can be compared with a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normalization {
-    /// The posterior of class k among its attribute group's components: w_k N_k(z) / sum_j w_j N_j(z).
-    /// Terms shared by the classes (the chi-square bulk of the other dimensions) cancel, so it stays sharp and
-    /// trainable at any latent dimension. Default.
-    Group,
-    /// The paper-faithful reading: density over peak density, with the Mahalanobis distance scaled by 1/d so it
-    /// does not vanish at large d: exp(-m / (2 d)).
-    Peak,
-}
-
-impl Normalization {
-    pub fn parse(s: &str) -> Result<Self, NodeError> {
-        match s {
-            "group" => Ok(Normalization::Group),
-            "peak" => Ok(Normalization::Peak),
-            _ => Err(NodeError::param("normalization", format!("'{s}' is not group or peak"))),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Normalization::Group => "group",
-            Normalization::Peak => "peak",
-        }
+subspace_sdk::choice! {
+    /// How a likelihood is brought into [0, 1] so that it can be compared with a label.
+    pub enum Normalization {
+        /// The posterior of class k among its attribute group's components: w_k N_k(z) / sum_j w_j N_j(z).
+        /// Terms shared by the classes (the chi-square bulk of the other dimensions) cancel, so it stays sharp and
+        /// trainable at any latent dimension. Default.
+        Group = "group",
+        /// The paper-faithful reading: density over peak density, with the Mahalanobis distance scaled by 1/d so it
+        /// does not vanish at large d: exp(-m / (2 d)).
+        Peak = "peak",
     }
 }
 
@@ -43,7 +29,9 @@ pub struct Gaussians {
     pub u: Tensor,
     /// K unnormalised log mixture weights.
     pub log_w: Tensor,
+    /// The classes the components stand for, one per component.
     pub schema: LabelSchema,
+    /// How likelihoods are compared with labels.
     pub norm: Normalization,
 }
 
@@ -52,12 +40,15 @@ fn einsum(eq: &str, ts: &[&Tensor]) -> Tensor {
 }
 
 impl Gaussians {
+    /// Number of components K.
     pub fn k(&self) -> i64 {
         self.mu.size()[0]
     }
+    /// Latent dimension D.
     pub fn dim(&self) -> i64 {
         self.mu.size()[1]
     }
+    /// Rank R of the low-rank factors.
     pub fn rank(&self) -> i64 {
         self.u.size()[2]
     }
@@ -65,7 +56,13 @@ impl Gaussians {
     /// Initialises each class's Gaussian from the label-weighted mean and covariance of the codes. `rank` 0 gives
     /// a diagonal covariance, `rank` >= D a full one; in between the top `rank` principal directions plus an
     /// isotropic residual (probabilistic PCA).
-    pub fn init(z: &Tensor, labels: &Tensor, schema: LabelSchema, rank: i64, norm: Normalization) -> Result<Self, NodeError> {
+    pub fn init(
+        z: &Tensor,
+        labels: &Tensor,
+        schema: LabelSchema,
+        rank: i64,
+        norm: Normalization,
+    ) -> Result<Self, NodeError> {
         let (n, d) = (z.size()[0], z.size()[1]);
         let k = labels.size()[1];
         if labels.size()[0] != n {
@@ -81,7 +78,8 @@ impl Gaussians {
         let small = mass.lt(1.0).nonzero();
         if small.size()[0] > 0 {
             let names = schema.class_names();
-            let which: Vec<String> = Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
+            let which: Vec<String> =
+                Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
             return Err(NodeError::input("labels", format!("no samples carry class(es) {which:?}: sample more codes")));
         }
         let mu = w.transpose(0, 1).matmul(&z) / mass.unsqueeze(1); // K x D
@@ -91,13 +89,18 @@ impl Gaussians {
         for c in 0..k {
             let wc = w.select(1, c);
             let x = &z - mu.get(c);
-            let cov = (x.shallow_clone() * wc.unsqueeze(1)).transpose(0, 1).matmul(&x) / mass.get(c) + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
+            let cov = (x.shallow_clone() * wc.unsqueeze(1)).transpose(0, 1).matmul(&x) / mass.get(c)
+                + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
             let (u, var) = if rank == 0 {
                 (Tensor::zeros([d, 0], (Kind::Double, z.device())), cov.diagonal(0, 0, 1))
             } else {
                 let (evals, evecs) = cov.linalg_eigh("L"); // ascending
                 let top = evals.narrow(0, d - rank, rank);
-                let resid = if rank < d { evals.narrow(0, 0, d - rank).mean(Kind::Double) } else { evals.mean(Kind::Double) * 0.05 };
+                let resid = if rank < d {
+                    evals.narrow(0, 0, d - rank).mean(Kind::Double)
+                } else {
+                    evals.mean(Kind::Double) * 0.05
+                };
                 let u = evecs.narrow(1, d - rank, rank) * (top - &resid).clamp_min(0.0).sqrt().unsqueeze(0);
                 (u, resid.expand([d], false).contiguous())
             };
@@ -111,7 +114,8 @@ impl Gaussians {
         let tied: Vec<Tensor> = (0..schema.groups.len())
             .map(|g| {
                 let r = schema.group_range(g);
-                let mean = log_sd.narrow(0, r.start as i64, r.len() as i64).mean_dim([0i64].as_slice(), true, Kind::Double);
+                let mean =
+                    log_sd.narrow(0, r.start as i64, r.len() as i64).mean_dim([0i64].as_slice(), true, Kind::Double);
                 mean.expand([r.len() as i64, d], false)
             })
             .collect();
@@ -135,7 +139,8 @@ impl Gaussians {
         let mut logdet = self.log_sd.sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
         let r = self.rank();
         if r > 0 {
-            let m = einsum("kdr,kd,kds->krs", &[&self.u, &inv_var, &self.u]) + Tensor::eye(r, (Kind::Float, z.device()));
+            let m =
+                einsum("kdr,kd,kds->krs", &[&self.u, &inv_var, &self.u]) + Tensor::eye(r, (Kind::Float, z.device()));
             let l = m.linalg_cholesky(false);
             let t = einsum("nkd,kdr->nkr", &[&y, &self.u]);
             let m_inv = l.cholesky_inverse(false);
@@ -206,6 +211,7 @@ impl Gaussians {
         }
     }
 
+    /// The same Gaussians on `device`.
     pub fn to_device(&self, device: tch::Device) -> Gaussians {
         Gaussians {
             mu: self.mu.to_device(device),
@@ -258,7 +264,8 @@ impl Gaussians {
         let schema: LabelSchema =
             serde_json::from_value(meta["schema"].clone()).map_err(|e| format!("no valid label schema: {e}"))?;
         let norm = meta["normalization"].as_str().unwrap_or("group");
-        let norm = Normalization::parse(norm).map_err(|e| e.message.to_string())?;
+        let norm = Normalization::from_param("normalization", &Value::Text(norm.into()))
+            .map_err(|e| format!("normalization {}", e.message))?;
         let g = Gaussians { mu: get("mu")?, log_sd: get("log_sd")?, u: get("u")?, log_w: get("log_w")?, schema, norm };
         if g.mu.dim() != 2 || g.mu.size()[0] < 1 || g.mu.size()[1] < 1 {
             return Err(format!("tensor 'mu' must be K x D with K, D >= 1, found {:?}", g.mu.size()));
@@ -267,7 +274,10 @@ impl Gaussians {
         let agree = g.log_sd.size() == [k, d] && g.u.dim() == 3 && g.u.size()[..2] == [k, d] && g.log_w.size() == [k];
         if !agree || g.schema.len() as i64 != k {
             let (s, u, w, c) = (g.log_sd.size(), g.u.size(), g.log_w.size(), g.schema.len());
-            return Err(format!("tensors disagree: mu {:?}, log_sd {s:?}, u {u:?}, log_w {w:?}, {c} classes in the schema", g.mu.size()));
+            return Err(format!(
+                "tensors disagree: mu {:?}, log_sd {s:?}, u {u:?}, log_w {w:?}, {c} classes in the schema",
+                g.mu.size()
+            ));
         }
         for (key, found) in [("latent_dim", d), ("rank", g.u.size()[2])] {
             if let Some(said) = meta.get(key).and_then(|v| v.as_i64()) {
@@ -353,7 +363,9 @@ mod tests {
     #[test]
     fn woodbury_matches_the_dense_computation() {
         tch::manual_seed(0);
-        let schema = LabelSchema { groups: vec![LabelGroup { name: "g".into(), classes: vec!["a".into(), "b".into()].into() }].into() };
+        let schema = LabelSchema {
+            groups: vec![LabelGroup { name: "g".into(), classes: vec!["a".into(), "b".into()].into() }].into(),
+        };
         let g = Gaussians {
             mu: Tensor::randn([2, 5], (Kind::Float, tch::Device::Cpu)),
             log_sd: Tensor::randn([2, 5], (Kind::Float, tch::Device::Cpu)) * 0.3,
@@ -382,7 +394,13 @@ mod tests {
 /// A synthetic world for tests: z ~ N(0, I_d), attribute groups whose class probabilities are a softmax of
 /// random linear functions of z (sharpened by `scale`). Returns codes, soft labels and the schema.
 #[doc(hidden)]
-pub fn synthetic_world(n: i64, d: i64, groups: &[usize], scale: f64, seed: i64) -> (Tensor, Tensor, subspace_sdk::LabelSchema) {
+pub fn synthetic_world(
+    n: i64,
+    d: i64,
+    groups: &[usize],
+    scale: f64,
+    seed: i64,
+) -> (Tensor, Tensor, subspace_sdk::LabelSchema) {
     use subspace_sdk::{LabelGroup, LabelSchema};
     tch::manual_seed(seed);
     let opts = (Kind::Float, tch::Device::Cpu);
@@ -392,7 +410,10 @@ pub fn synthetic_world(n: i64, d: i64, groups: &[usize], scale: f64, seed: i64) 
     for (gi, &c) in groups.iter().enumerate() {
         let w = Tensor::randn([d, c as i64], opts) / (d as f64).sqrt();
         parts.push((z.matmul(&w) * scale).softmax(1, Kind::Float));
-        schema.push(LabelGroup { name: format!("g{gi}").into(), classes: (0..c).map(|i| format!("c{i}").into()).collect() });
+        schema.push(LabelGroup {
+            name: format!("g{gi}").into(),
+            classes: (0..c).map(|i| format!("c{i}").into()).collect(),
+        });
     }
     (z, Tensor::cat(&parts, 1), LabelSchema { groups: schema.into() })
 }

@@ -1,58 +1,30 @@
 //! Scoring edits as ../docs/EVALUATION.md describes: success, leakage into the other attribute groups, the
 //! re-scoring matrix and picture movement, from an independent classifier's labels of the rendered edits.
 
+use subspace_sdk::edits::{EditLayout, EditScores, ScorePoint, TargetScores};
 use subspace_sdk::tch::{Kind, Tensor};
 use subspace_sdk::{LabelSchema, NodeError};
 
-/// The layout AttributeEdit writes: codes ordered target, sample, ratio.
-#[derive(serde::Deserialize, Debug, Clone)]
-pub struct Layout {
-    pub targets: Vec<String>,
-    pub samples: i64,
-    pub steps: i64,
-    pub ratios: Vec<f64>,
-}
-
-impl Layout {
-    pub fn parse(text: &str, n: i64) -> Result<Layout, NodeError> {
-        let l: Layout = serde_json::from_str(text).map_err(|e| NodeError::input("layout", format!("invalid layout JSON: {e}")))?;
-        let expected = l.targets.len() as i64 * l.samples * l.steps;
-        if expected != n {
-            return Err(NodeError::input("layout", format!("layout describes {} targets x {} samples x {} ratios = {expected} images, got {n}", l.targets.len(), l.samples, l.steps)));
-        }
-        if l.ratios.len() as i64 != l.steps {
-            return Err(NodeError::input("layout", format!("{} ratios for {} steps", l.ratios.len(), l.steps)));
-        }
-        if l.steps < 2 || l.ratios[0] != 0.0 {
-            return Err(NodeError::input("layout", "scoring needs the unedited pictures: use steps >= 2 so the first ratio is 0"));
-        }
-        Ok(l)
+/// Checks a layout for scoring: it describes the `n` rendered edits, and its first ratio is 0 (with steps >= 2),
+/// the unedited pictures every score is measured against.
+///
+/// # Errors
+/// A message saying what disagrees.
+pub fn check_layout(layout: &EditLayout, n: i64) -> Result<(), String> {
+    layout.check(n)?;
+    if layout.steps < 2 || layout.ratios[0] != 0.0 {
+        return Err("scoring needs the unedited pictures: use steps >= 2 so the first ratio is 0".into());
     }
-}
-
-/// One target at one ratio.
-#[derive(serde::Serialize, Debug, Clone)]
-pub struct Point {
-    pub ratio: f64,
-    pub success: f64,
-    /// Mean over samples and other groups of the total-variation change of the group's class probabilities.
-    pub leakage: f64,
-    /// The worst other group's mean total-variation change.
-    pub leakage_max: f64,
-    /// Root-mean-square pixel change, in [0, 1] units.
-    pub movement: Option<f64>,
-}
-
-#[derive(serde::Serialize, Debug, Clone)]
-pub struct TargetScore {
-    pub target: String,
-    pub points: Vec<Point>,
-    /// Mean change of every class's probability at the last ratio (a row of the re-scoring matrix).
-    pub rescoring: Vec<f64>,
+    Ok(())
 }
 
 /// Scores every target. `labels`: N x K probabilities of the rendered edits; `images`: the renders, if given.
-pub fn score(labels: &Tensor, images: Option<&Tensor>, layout: &Layout, schema: &LabelSchema) -> Result<Vec<TargetScore>, NodeError> {
+pub fn score(
+    labels: &Tensor,
+    images: Option<&Tensor>,
+    layout: &EditLayout,
+    schema: &LabelSchema,
+) -> Result<Vec<TargetScores>, NodeError> {
     let (s, t) = (layout.samples, layout.steps);
     let k = schema.len() as i64;
     let p = labels.to_kind(Kind::Double).view([layout.targets.len() as i64, s, t, k]);
@@ -64,7 +36,11 @@ pub fn score(labels: &Tensor, images: Option<&Tensor>, layout: &Layout, schema: 
     for (ti, name) in layout.targets.iter().enumerate() {
         let mut cols = Vec::new();
         for part in name.split('+').map(str::trim) {
-            cols.push(schema.column(part).ok_or_else(|| NodeError::input("layout", format!("target '{part}' is not a class of the labels' schema {:?}", schema.class_names())))?);
+            let c = schema.column(part).ok_or_else(|| {
+                let names = schema.class_names();
+                NodeError::input("layout", format!("target '{part}' is not a class of the labels' schema {names:?}"))
+            })?;
+            cols.push(c);
         }
         let groups: Vec<usize> = cols.iter().map(|&c| schema.columns()[c].0).collect();
         let base = p.get(ti as i64).select(1, 0); // s x k
@@ -84,59 +60,69 @@ pub fn score(labels: &Tensor, images: Option<&Tensor>, layout: &Layout, schema: 
                     continue;
                 }
                 let r = schema.group_range(g);
-                let tv = (now.narrow(1, r.start as i64, r.len() as i64) - base.narrow(1, r.start as i64, r.len() as i64))
-                    .abs()
-                    .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
-                    * 0.5;
+                let (start, len) = (r.start as i64, r.len() as i64);
+                let tv = (now.narrow(1, start, len) - base.narrow(1, start, len)).abs().sum_dim_intlist(
+                    [1i64].as_slice(),
+                    false,
+                    Kind::Double,
+                ) * 0.5;
                 per_group.push(tv.mean(Kind::Double).double_value(&[]));
             }
-            let leakage = if per_group.is_empty() { 0.0 } else { per_group.iter().sum::<f64>() / per_group.len() as f64 };
+            let leakage =
+                if per_group.is_empty() { 0.0 } else { per_group.iter().sum::<f64>() / per_group.len() as f64 };
             let leakage_max = per_group.iter().cloned().fold(0.0, f64::max);
             let movement = img.as_ref().map(|im| {
                 let d = im.get(ti as i64).select(1, ri as i64) - im.get(ti as i64).select(1, 0);
                 d.square().mean_dim([1i64].as_slice(), false, Kind::Double).sqrt().mean(Kind::Double).double_value(&[])
             });
-            points.push(Point { ratio, success, leakage, leakage_max, movement });
+            points.push(ScorePoint { ratio, success, leakage, leakage_max, movement });
         }
         let last = p.get(ti as i64).select(1, t - 1);
-        let rescoring: Vec<f64> = Vec::try_from((last - &base).mean_dim([0i64].as_slice(), false, Kind::Double)).unwrap_or_default();
-        out.push(TargetScore { target: name.clone(), points, rescoring });
+        let change = (last - &base).mean_dim([0i64].as_slice(), false, Kind::Double);
+        let rescoring: Vec<f64> = Vec::try_from(change).unwrap_or_default();
+        out.push(TargetScores { target: name.clone(), points, rescoring });
     }
     Ok(out)
 }
 
 /// A markdown table: one row per target at the last ratio.
-pub fn table(scores: &[TargetScore]) -> String {
-    let mut md = String::from("| target | a | success | leakage (mean) | leakage (max group) | movement (RMS px) |\n|---|---|---|---|---|---|\n");
+pub fn table(scores: &[TargetScores]) -> String {
+    let mut md = String::from("| target | a | success | leakage (mean) | leakage (max group) | movement (RMS px) |\n");
+    md += "|---|---|---|---|---|---|\n";
     for s in scores {
         if let Some(p) = s.points.last() {
             let mv = p.movement.map_or("-".to_string(), |m| format!("{m:.3}"));
-            md += &format!("| {} | {:.2} | {:.3} | {:.3} | {:.3} | {mv} |\n", s.target, p.ratio, p.success, p.leakage, p.leakage_max);
+            let (t, a) = (&s.target, p.ratio);
+            md += &format!("| {t} | {a:.2} | {:.3} | {:.3} | {:.3} | {mv} |\n", p.success, p.leakage, p.leakage_max);
         }
     }
     let n = scores.len().max(1) as f64;
-    let mean = |f: &dyn Fn(&Point) -> f64| scores.iter().filter_map(|s| s.points.last()).map(f).sum::<f64>() / n;
-    md += &format!("| **mean** | | {:.3} | {:.3} | {:.3} | |\n", mean(&|p| p.success), mean(&|p| p.leakage), mean(&|p| p.leakage_max));
+    let mean = |f: &dyn Fn(&ScorePoint) -> f64| scores.iter().filter_map(|s| s.points.last()).map(f).sum::<f64>() / n;
+    let (s, l, lmax) = (mean(&|p| p.success), mean(&|p| p.leakage), mean(&|p| p.leakage_max));
+    md += &format!("| **mean** | | {s:.3} | {l:.3} | {lmax:.3} | |\n");
     md
 }
 
 /// Success and leakage of one method's edits toward one class, at a movement budget.
 #[derive(serde::Serialize, Debug, Clone)]
 pub struct AtBudget {
+    /// The movement budget (RMS pixel change).
     pub budget: f64,
+    /// Success interpolated at the budget.
     pub success: f64,
+    /// Mean leakage interpolated at the budget.
     pub leakage: f64,
+    /// The worst group's leakage interpolated at the budget.
     pub leakage_max: f64,
     /// The method never moved the picture this far; its largest edit is reported.
     pub capped: bool,
 }
 
-/// Interpolates a target's (movement, success, leakage) curve at movement `budget`.
-pub fn at_budget(points: &[serde_json::Value], budget: f64) -> Option<AtBudget> {
-    let mut pts: Vec<(f64, f64, f64, f64)> = points
-        .iter()
-        .filter_map(|p| Some((p["movement"].as_f64()?, p["success"].as_f64()?, p["leakage"].as_f64()?, p["leakage_max"].as_f64()?)))
-        .collect();
+/// Interpolates a target's (movement, success, leakage) curve at movement `budget`; points without a movement
+/// are left out.
+pub fn at_budget(points: &[ScorePoint], budget: f64) -> Option<AtBudget> {
+    let mut pts: Vec<(f64, f64, f64, f64)> =
+        points.iter().filter_map(|p| Some((p.movement?, p.success, p.leakage, p.leakage_max))).collect();
     if pts.is_empty() {
         return None;
     }
@@ -146,7 +132,8 @@ pub fn at_budget(points: &[serde_json::Value], budget: f64) -> Option<AtBudget> 
         if a.0 <= budget && budget <= b.0 {
             let t = if b.0 > a.0 { (budget - a.0) / (b.0 - a.0) } else { 1.0 };
             let lerp = |x: f64, y: f64| x + (y - x) * t;
-            return Some(AtBudget { budget, success: lerp(a.1, b.1), leakage: lerp(a.2, b.2), leakage_max: lerp(a.3, b.3), capped: false });
+            let (success, leakage, leakage_max) = (lerp(a.1, b.1), lerp(a.2, b.2), lerp(a.3, b.3));
+            return Some(AtBudget { budget, success, leakage, leakage_max, capped: false });
         }
     }
     let last = if budget < pts[0].0 { pts[0] } else { *pts.last().unwrap() };
@@ -167,11 +154,34 @@ fn verdict(success: f64, leakage: f64, base_success: f64, base_leakage: f64) -> 
     }
 }
 
-/// Compares methods' EditScore reports at matched picture movement. The first report is the one judged
-/// ("ours"); the others are the baselines.
-pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_json::Value, String, Vec<(String, Vec<[f64; 2]>, Vec<String>)>), NodeError> {
-    let methods: Vec<String> = reports.iter().enumerate().map(|(i, r)| r["method"].as_str().map(String::from).unwrap_or(format!("method {i}"))).collect();
-    let targets: Vec<String> = reports[0]["targets"].as_array().map(|a| a.iter().filter_map(|t| t["target"].as_str().map(String::from)).collect()).unwrap_or_default();
+/// One method's points on the comparison's scatter plot: (leakage, success) per class at the middle budget.
+pub struct Series {
+    /// The method's name, from its scores.
+    pub method: String,
+    /// (leakage, success) per class.
+    pub points: Vec<[f64; 2]>,
+    /// The class of each point.
+    pub labels: Vec<String>,
+}
+
+/// What [`compare`] finds: the JSON report, markdown tables and one scatter series per method.
+pub struct Comparison {
+    /// Per class and method at each budget, the summary and the verdicts.
+    pub report: serde_json::Value,
+    /// Markdown tables.
+    pub table: String,
+    /// One series per method, in input order.
+    pub scatter: Vec<Series>,
+}
+
+/// Compares methods' edit scores at matched picture movement. The first report is the one judged ("ours"); the
+/// others are the baselines.
+///
+/// # Errors
+/// The first report has no targets.
+pub fn compare(reports: &[EditScores], budgets: &[f64]) -> Result<Comparison, NodeError> {
+    let methods: Vec<String> = reports.iter().map(|r| r.method.clone()).collect();
+    let targets: Vec<String> = reports[0].targets.iter().map(|t| t.target.clone()).collect();
     if targets.is_empty() {
         return Err(NodeError::input("a", "the first report has no targets"));
     }
@@ -179,21 +189,20 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
     // method -> budget -> (sum success, sum leakage, sum leakage max, count)
     let mut sums = vec![vec![(0.0, 0.0, 0.0, 0usize); budgets.len()]; reports.len()];
     let mid = budgets.len() / 2;
-    let mut scatter: Vec<(String, Vec<[f64; 2]>, Vec<String>)> = methods.iter().map(|m| (m.clone(), vec![], vec![])).collect();
+    let mut scatter: Vec<Series> =
+        methods.iter().map(|m| Series { method: m.clone(), points: vec![], labels: vec![] }).collect();
     let mut verdicts = serde_json::Map::new();
-    // Middle-budget points per target, for the per-group summary.
-    let mut mids: Vec<Vec<Option<AtBudget>>> = Vec::new();
+    // Per target and method: the points at every budget (None: the method did not edit toward that target).
+    let mut lists: Vec<Vec<Option<Vec<AtBudget>>>> = Vec::new();
     for target in &targets {
         let mut row = serde_json::Map::new();
-        let mut at_mid: Vec<Option<AtBudget>> = Vec::new();
+        let mut per_method: Vec<Option<Vec<AtBudget>>> = Vec::new();
         for (mi, r) in reports.iter().enumerate() {
-            let t = r["targets"].as_array().and_then(|a| a.iter().find(|t| t["target"].as_str() == Some(target.as_str())));
-            let Some(t) = t else {
-                at_mid.push(None);
+            let Some(t) = r.targets.iter().find(|t| t.target == *target) else {
+                per_method.push(None);
                 continue;
             };
-            let pts = t["points"].as_array().cloned().unwrap_or_default();
-            let list: Vec<AtBudget> = budgets.iter().filter_map(|&b| at_budget(&pts, b)).collect();
+            let list: Vec<AtBudget> = budgets.iter().filter_map(|&b| at_budget(&t.points, b)).collect();
             for (bi, a) in list.iter().enumerate() {
                 let s = &mut sums[mi][bi];
                 s.0 += a.success;
@@ -202,26 +211,28 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
                 s.3 += 1;
             }
             if let Some(a) = list.get(mid) {
-                scatter[mi].1.push([a.leakage, a.success]);
-                scatter[mi].2.push(target.clone());
+                scatter[mi].points.push([a.leakage, a.success]);
+                scatter[mi].labels.push(target.clone());
             }
-            at_mid.push(list.get(mid).cloned());
             row.insert(methods[mi].clone(), serde_json::to_value(&list).unwrap_or_default());
+            per_method.push(Some(list));
         }
         // Verdict at the middle budget against every baseline: at least as good = success within 0.02 and
         // leakage within 0.01 of it or better.
-        if let Some(Some(ours)) = at_mid.first() {
+        let at_mid = |mi: usize| per_method[mi].as_ref().and_then(|l| l.get(mid));
+        if let Some(ours) = at_mid(0) {
             let mut v = serde_json::Map::new();
-            for (mi, b) in at_mid.iter().enumerate().skip(1) {
-                if let Some(b) = b {
+            for mi in 1..methods.len() {
+                if let Some(b) = at_mid(mi) {
                     v.insert(methods[mi].clone(), verdict(ours.success, ours.leakage, b.success, b.leakage).into());
                 }
             }
             verdicts.insert(target.clone(), v.into());
         }
-        mids.push(at_mid);
+        lists.push(per_method);
         per_class.insert(target.clone(), row.into());
     }
+    let at_mid = |ti: usize, mi: usize| lists[ti][mi].as_ref().and_then(|l| l.get(mid));
     // Per attribute group (the part of a target before its '.'): class means at the middle budget.
     let mut groups: Vec<String> = Vec::new();
     for t in &targets {
@@ -232,17 +243,19 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
     }
     let mut per_group = serde_json::Map::new();
     let mut group_md = format!(
-        "\nPer attribute group at movement {} (mean over its classes; success / mean leakage; verdict of {} against each baseline):\n\n| group | {} | verdict |\n|---|{}---|\n",
+        "\nPer attribute group at movement {} (mean over its classes; success / mean leakage; verdict of {} against \
+         each baseline):\n\n| group | {} | verdict |\n|---|{}---|\n",
         budgets[mid],
         methods[0],
         methods.join(" | "),
         "---|".repeat(methods.len())
     );
     for g in &groups {
-        let rows: Vec<usize> = (0..targets.len()).filter(|&i| targets[i].split('.').next() == Some(g.as_str())).collect();
+        let rows: Vec<usize> =
+            (0..targets.len()).filter(|&i| targets[i].split('.').next() == Some(g.as_str())).collect();
         let mean: Vec<Option<(f64, f64)>> = (0..methods.len())
             .map(|mi| {
-                let pts: Vec<&AtBudget> = rows.iter().filter_map(|&i| mids[i].get(mi).and_then(|a| a.as_ref())).collect();
+                let pts: Vec<&AtBudget> = rows.iter().filter_map(|&i| at_mid(i, mi)).collect();
                 (pts.len() == rows.len() && !pts.is_empty()).then(|| {
                     let n = pts.len() as f64;
                     (pts.iter().map(|a| a.success).sum::<f64>() / n, pts.iter().map(|a| a.leakage).sum::<f64>() / n)
@@ -262,8 +275,10 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
                 }
             }
         }
-        let cells: Vec<String> = mean.iter().map(|m| m.map_or("-".into(), |(s, l)| format!("{s:.2} / {l:.3}"))).collect();
-        let summary = if short.is_empty() { "at least as good as every baseline".to_string() } else { short.join("; ") };
+        let cells: Vec<String> =
+            mean.iter().map(|m| m.map_or("-".into(), |(s, l)| format!("{s:.2} / {l:.3}"))).collect();
+        let summary =
+            if short.is_empty() { "at least as good as every baseline".to_string() } else { short.join("; ") };
         group_md += &format!("| {g} | {} | {summary} |\n", cells.join(" | "));
         let means: serde_json::Map<String, serde_json::Value> = methods
             .iter()
@@ -274,20 +289,28 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
     }
     let mut md = String::new();
     for (bi, b) in budgets.iter().enumerate() {
-        md += &format!("\nMovement budget {b} (RMS pixel change), mean over {} classes:\n\n| method | success | leakage (mean) | leakage (max group) |\n|---|---|---|---|\n", targets.len());
+        md += &format!(
+            "\nMovement budget {b} (RMS pixel change), mean over {} classes:\n\n\
+             | method | success | leakage (mean) | leakage (max group) |\n|---|---|---|---|\n",
+            targets.len()
+        );
         for (mi, m) in methods.iter().enumerate() {
             let s = sums[mi][bi];
             let n = s.3.max(1) as f64;
             md += &format!("| {m} | {:.3} | {:.3} | {:.3} |\n", s.0 / n, s.1 / n, s.2 / n);
         }
     }
-    md += &format!("\nPer class at movement {} (success / mean leakage):\n\n| class | {} |\n|---|{}\n", budgets[mid], methods.join(" | "), "---|".repeat(methods.len()));
-    for target in &targets {
-        let cells: Vec<String> = methods
-            .iter()
-            .map(|m| {
-                per_class[target][m].as_array().and_then(|l| l.get(mid)).map_or("-".into(), |a| {
-                    format!("{:.2} / {:.3}{}", a["success"].as_f64().unwrap_or(f64::NAN), a["leakage"].as_f64().unwrap_or(f64::NAN), if a["capped"].as_bool() == Some(true) { "*" } else { "" })
+    md += &format!(
+        "\nPer class at movement {} (success / mean leakage):\n\n| class | {} |\n|---|{}\n",
+        budgets[mid],
+        methods.join(" | "),
+        "---|".repeat(methods.len())
+    );
+    for (ti, target) in targets.iter().enumerate() {
+        let cells: Vec<String> = (0..methods.len())
+            .map(|mi| {
+                at_mid(ti, mi).map_or("-".into(), |a| {
+                    format!("{:.2} / {:.3}{}", a.success, a.leakage, if a.capped { "*" } else { "" })
                 })
             })
             .collect();
@@ -299,43 +322,60 @@ pub fn compare(reports: &[serde_json::Value], budgets: &[f64]) -> Result<(serde_
         .iter()
         .enumerate()
         .map(|(mi, m)| {
-            let per: Vec<serde_json::Value> = budgets.iter().enumerate().map(|(bi, b)| {
-                let s = sums[mi][bi];
-                let n = s.3.max(1) as f64;
-                serde_json::json!({"budget": b, "success": s.0 / n, "leakage": s.1 / n, "leakage_max": s.2 / n})
-            }).collect();
+            let per: Vec<serde_json::Value> = budgets
+                .iter()
+                .enumerate()
+                .map(|(bi, b)| {
+                    let s = sums[mi][bi];
+                    let n = s.3.max(1) as f64;
+                    serde_json::json!({"budget": b, "success": s.0 / n, "leakage": s.1 / n, "leakage_max": s.2 / n})
+                })
+                .collect();
             serde_json::json!({"method": m, "budgets": per})
         })
         .collect();
-    let report = serde_json::json!({"budgets": budgets, "methods": methods, "summary": summary, "per_class": per_class, "verdicts_at_middle_budget": verdicts, "per_group_at_middle_budget": per_group});
-    Ok((report, md, scatter))
+    let report = serde_json::json!({"budgets": budgets, "methods": methods, "summary": summary,
+        "per_class": per_class, "verdicts_at_middle_budget": verdicts, "per_group_at_middle_budget": per_group});
+    Ok(Comparison { report, table: md, scatter })
 }
 
 #[cfg(test)]
 mod compare_tests {
     use super::*;
-    use serde_json::json;
 
     /// A report whose every target moves linearly from (0, 0, 0) to (movement 0.2, success s, leakage l).
-    fn report(method: &str, classes: &[(&str, f64, f64)]) -> serde_json::Value {
-        let targets: Vec<_> = classes
+    fn report(method: &str, classes: &[(&str, f64, f64)]) -> EditScores {
+        let point = |movement, success, leakage: f64| ScorePoint {
+            ratio: movement * 5.0,
+            success,
+            leakage,
+            leakage_max: leakage * 2.0,
+            movement: Some(movement),
+        };
+        let targets = classes
             .iter()
-            .map(|(t, s, l)| json!({"target": t, "points": [
-                {"movement": 0.0, "success": 0.0, "leakage": 0.0, "leakage_max": 0.0},
-                {"movement": 0.2, "success": s, "leakage": l, "leakage_max": l * 2.0},
-            ]}))
+            .map(|&(t, s, l)| TargetScores {
+                target: t.into(),
+                points: vec![point(0.0, 0.0, 0.0), point(0.2, s, l)],
+                rescoring: vec![],
+            })
             .collect();
-        json!({"method": method, "targets": targets})
+        EditScores { method: method.into(), classes: vec![], targets }
     }
 
     #[test]
     fn interpolates_at_budgets_and_judges_classes_and_groups() {
-        let ours = report("ours", &[("hair.red", 0.8, 0.1), ("hair.black", 0.6, 0.1), ("smile.yes", 1.0, 0.4), ("glasses.yes", 0.8, 0.2)]);
-        let base = report("base", &[("hair.red", 0.4, 0.1), ("hair.black", 0.8, 0.02), ("smile.yes", 0.8, 0.1), ("glasses.yes", 0.8, 0.1)]);
-        let (r, md, scatter) = compare(&[ours, base], &[0.05, 0.1, 0.3]).unwrap();
+        let classes = |s: [f64; 4], l: [f64; 4]| {
+            let names = ["hair.red", "hair.black", "smile.yes", "glasses.yes"];
+            (0..4).map(|i| (names[i], s[i], l[i])).collect::<Vec<_>>()
+        };
+        let ours = report("ours", &classes([0.8, 0.6, 1.0, 0.8], [0.1, 0.1, 0.4, 0.2]));
+        let base = report("base", &classes([0.4, 0.8, 0.8, 0.8], [0.1, 0.02, 0.1, 0.1]));
+        let Comparison { report: r, table: md, scatter } = compare(&[ours, base], &[0.05, 0.1, 0.3]).unwrap();
         // Halfway along the curve at movement 0.1; beyond the largest edit the last point, marked capped.
         let red = &r["per_class"]["hair.red"]["ours"];
-        assert!((red[1]["success"].as_f64().unwrap() - 0.4).abs() < 1e-9 && (red[1]["leakage"].as_f64().unwrap() - 0.05).abs() < 1e-9);
+        assert!((red[1]["success"].as_f64().unwrap() - 0.4).abs() < 1e-9);
+        assert!((red[1]["leakage"].as_f64().unwrap() - 0.05).abs() < 1e-9);
         assert_eq!(red[2]["capped"], true);
         assert_eq!(red[1]["capped"], false);
         let v = &r["verdicts_at_middle_budget"];
@@ -350,6 +390,18 @@ mod compare_tests {
         assert!((hair["means"]["ours"]["success"].as_f64().unwrap() - 0.35).abs() < 1e-9);
         assert_eq!(hair["verdicts"]["base"], "trade-off");
         assert!(md.contains("| hair | 0.35 / 0.050 | 0.30 / 0.030 | trade-off vs base |"), "{md}");
-        assert_eq!(scatter[0].1.len(), 4); // one point per class
+        assert!(md.contains("| hair.red | 0.40 / 0.050 | 0.20 / 0.050 |"), "{md}");
+        assert_eq!(scatter[0].points.len(), 4); // one point per class
+    }
+
+    #[test]
+    fn scoring_needs_the_unedited_pictures_first() {
+        let layout =
+            |steps: i64, ratios: Vec<f64>| EditLayout { targets: vec!["a.b".into()], samples: 2, steps, ratios };
+        assert!(check_layout(&layout(2, vec![0.0, 1.0]), 4).is_ok());
+        assert!(check_layout(&layout(2, vec![0.0, 1.0]), 5).unwrap_err().contains("but 5"));
+        for bad in [layout(1, vec![0.0]), layout(2, vec![0.5, 1.0])] {
+            assert!(check_layout(&bad, bad.rows().unwrap()).unwrap_err().contains("unedited"));
+        }
     }
 }

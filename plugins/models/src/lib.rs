@@ -2,12 +2,19 @@
 
 mod model;
 
-use model::{load_classifier, load_generator, product, sample_codes, TorchModel, MAX_ELEMENTS};
-use subspace_sdk::tch::{self, Kind, Tensor};
-use subspace_sdk::*;
+use model::{load_classifier, load_generator, product, sample_codes, MAX_ELEMENTS};
+use subspace_sdk::prelude::*;
+use subspace_sdk::tch;
+use subspace_sdk::ErrorKind;
 
 /// Runs `f` over `input` in batches of `batch` rows without gradients, with progress and cancellation.
-fn batched(input: &Tensor, batch: i64, ctx: &Ctx<'_, '_>, what: &str, f: impl Fn(&Tensor) -> NodeResult<Tensor>) -> NodeResult<Tensor> {
+fn batched(
+    input: &Tensor,
+    batch: i64,
+    ctx: &Ctx<'_, '_>,
+    what: &str,
+    f: impl Fn(&Tensor) -> NodeResult<Tensor>,
+) -> NodeResult<Tensor> {
     let n = input.size()[0];
     if n == 0 {
         // Tensor::cat of no parts would panic.
@@ -29,141 +36,172 @@ fn batched(input: &Tensor, batch: i64, ctx: &Ctx<'_, '_>, what: &str, f: impl Fn
 /// Smallest truncation accepted (besides 0, off): resampling draws about 1/P(|z| < t) times per entry.
 const MIN_TRUNCATION: f64 = 0.05;
 
-struct Generator;
+const MODELS: &str = "Method: Models";
 
-impl Node for Generator {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new(
-            "subspace.generator",
-            "1.0.0",
-            "Generator",
-            "Method: Models",
-            "Loads a TorchScript generator and renders I = G(z): samples `count` codes from its latent \
-             distribution, or renders the codes on its input.",
-        )
-        .input(PortSpec::new("codes", port::LATENTS, "codes to render instead of sampling (e.g. edited codes)").optional())
-        .param(ParamSpec::path("model", "default/generator.pt", "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it"))
-        .param(ParamSpec::int("count", 64, 1, 10_000_000, "codes to sample when no codes are given"))
-        .param(ParamSpec::int("seed", 0, 0, i64::MAX, "sampling seed"))
-        .param(ParamSpec::float("truncation", 0.0, 0.0, 100.0, "resample code entries beyond this magnitude (0: off; else at least 0.05)"))
-        .param(ParamSpec::int("batch", 256, 1, 65_536, "images per forward pass"))
-        .param(ParamSpec::bool("render", true, "render images (off: only sample codes)"))
-        .output(PortSpec::new("images", port::IMAGES, "rendered images, N x 3 x H x W in [0, 1]"))
-        .output(PortSpec::new("codes", port::LATENTS, "the codes rendered, N x D"))
-        .output(PortSpec::new("generator", port::GENERATOR, "the loaded generator, for nodes that render through it"))
+/// Loads a generator and renders sampled or given codes.
+struct GeneratorNode {
+    codes: Optional<Latents>,
+    model: Param<String>,
+    count: Param<i64>,
+    seed: Param<i64>,
+    truncation: Param<f64>,
+    batch: Param<i64>,
+    render: Param<bool>,
+    images: Output<Images>,
+    codes_out: Output<Latents>,
+    generator: Output<Generator>,
+}
+
+impl Declared for GeneratorNode {
+    const INFO: NodeInfo = NodeInfo {
+        id: "subspace.generator",
+        version: "1.0.0",
+        name: "Generator",
+        category: MODELS,
+        doc: "Loads a TorchScript generator and renders I = G(z): samples `count` codes from its latent \
+              distribution, or renders the codes on its input.",
+    };
+    fn declare(d: &mut Declare) -> Self {
+        GeneratorNode {
+            codes: d.optional("codes", "codes to render instead of sampling (e.g. edited codes)"),
+            model: d.path(
+                "model",
+                "default/generator.pt",
+                "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it",
+            ),
+            count: d.int("count", 64, 1..=10_000_000, "codes to sample when no codes are given"),
+            seed: d.int("seed", 0, 0..=i64::MAX, "sampling seed"),
+            truncation: d.float(
+                "truncation",
+                0.0,
+                0.0..=100.0,
+                "resample code entries beyond this magnitude (0: off; else at least 0.05)",
+            ),
+            batch: d.int("batch", 256, 1..=65_536, "images per forward pass"),
+            render: d.bool("render", true, "render images (off: only sample codes)"),
+            images: d.output("images", "rendered images, N x 3 x H x W in [0, 1]"),
+            codes_out: d.output("codes", "the codes rendered, N x D"),
+            generator: d.output("generator", "the loaded generator, for nodes that render through it"),
+        }
     }
 
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
-        let path = model::resolve(&io.text("model")?).map_err(|e| e.at("model"))?;
-        let truncation = io.float("truncation")?;
+        let path = model::resolve(&io.read(&self.model)?).map_err(|e| e.at(self.model.name()))?;
+        let truncation = io.read(&self.truncation)?;
         if truncation > 0.0 && truncation < MIN_TRUNCATION {
             // Resampling until an entry falls below a tiny bound would run for hours.
-            return Err(NodeError::param(
-                "truncation",
-                format!("truncation {truncation} is below {MIN_TRUNCATION} (0 turns it off)"),
-            ));
+            let why = format!("truncation {truncation} is below {MIN_TRUNCATION} (0 turns it off)");
+            return Err(NodeError::param(self.truncation.name(), why));
         }
         let generator = load_generator(ctx, &path)?;
         let g = generator.torch();
         let dim = g.latent_dim;
         let side = g.sidecar.display();
-        let render = io.bool("render")?;
-        let (n, codes_port) = match io.get("codes") {
-            Some(_) => (io.latents("codes")?.size()[0], true),
-            None => (io.int("count")?, false),
+        let render = io.read(&self.render)?;
+        let given = io.read(&self.codes)?.map(|Latents(z)| z);
+        let n = match &given {
+            Some(z) => z.size()[0],
+            None => io.read(&self.count)?,
         };
         let too_many = |what: String| {
             let why = format!("{what}, beyond the limit of {MAX_ELEMENTS} elements per tensor (docs/MODELS.md)");
-            if codes_port { NodeError::input("codes", why) } else { NodeError::param("count", why) }
+            match given {
+                Some(_) => NodeError::input(self.codes.name(), why),
+                None => NodeError::param(self.count.name(), why),
+            }
         };
         if product(&[n, dim], MAX_ELEMENTS).is_none() {
             return Err(too_many(format!("{n} codes of latent.dim {dim} ({side}) make {n} x {dim} elements")));
         }
         if render && product(&[n, g.image_elements()], MAX_ELEMENTS).is_none() {
-            return Err(too_many(format!(
-                "{n} images of output.channels x output.height x output.width = {} ({side}) make {n} x {} elements",
-                g.image_elements(),
-                g.image_elements()
-            )));
+            let per = g.image_elements();
+            let shape = "output.channels x output.height x output.width";
+            return Err(too_many(format!("{n} images of {shape} = {per} ({side}) make {n} x {per} elements")));
         }
-        let codes = if codes_port {
-            let z = io.latents("codes")?;
-            if z.size()[1] != dim {
-                return Err(NodeError::input(
-                    "codes",
-                    format!("codes have dimension {} but generator {} expects {dim}", z.size()[1], path.display()),
-                ));
+        let codes = match &given {
+            Some(z) => {
+                let got = z.size()[1];
+                if got != dim {
+                    let why = format!("codes have dimension {got} but generator {} expects {dim}", path.display());
+                    return Err(NodeError::input(self.codes.name(), why));
+                }
+                z.to_kind(Kind::Float).to_device(ctx.device())
             }
-            z.to_kind(Kind::Float).to_device(ctx.device())
-        } else {
-            let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(io.int("seed")? as u64);
-            sample_codes(&mut rng, n, dim, &g.distribution, truncation)?.to_device(ctx.device())
+            None => {
+                let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(io.read(&self.seed)? as u64);
+                sample_codes(&mut rng, n, dim, &g.distribution, truncation)?.to_device(ctx.device())
+            }
         };
         let images = if render {
-            batched(&codes, io.int("batch")?, ctx, "rendering", |x| g.render(x))?
+            batched(&codes, io.read(&self.batch)?, ctx, "rendering", |x| g.render(x))?
         } else {
             Tensor::zeros([codes.size()[0], 3, 1, 1], (Kind::Float, ctx.device()))
         };
-        io.output("images", Value::Images(images.into()));
-        io.output("codes", Value::Latents(codes.into()));
-        io.output("generator", Value::Model(generator.into_ref()));
+        io.write(&self.images, Images(images));
+        io.write(&self.codes_out, Latents(codes));
+        io.write(&self.generator, Generator(generator.into_ref()));
         Ok(())
     }
 }
 
-struct Classifier;
+/// Loads an attribute classifier and labels images.
+struct ClassifierNode {
+    images: Input<Images>,
+    model: Param<String>,
+    batch: Param<i64>,
+    labels: Output<Labels>,
+    classifier: Output<Classifier>,
+}
 
-impl Node for Classifier {
-    fn descriptor(&self) -> NodeDescriptor {
-        NodeDescriptor::new(
-            "subspace.classifier",
-            "1.0.0",
-            "Classifier",
-            "Method: Models",
-            "Loads a TorchScript attribute classifier and labels images: L = f(I) in [0, 1]^K, with its label schema.",
-        )
-        .input(PortSpec::new("images", port::IMAGES, "images in [0, 1]; resized to the classifier's input size"))
-        .param(ParamSpec::path("model", "default/classifier-fit.pt", "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it"))
-        .param(ParamSpec::int("batch", 512, 1, 65_536, "images per forward pass"))
-        .output(PortSpec::new("labels", port::LABELS, "label vectors N x K in [0, 1] with groups and class names"))
-        .output(PortSpec::new("classifier", port::CLASSIFIER, "the loaded classifier, for nodes that label through it"))
+impl Declared for ClassifierNode {
+    const INFO: NodeInfo = NodeInfo {
+        id: "subspace.classifier",
+        version: "1.0.0",
+        name: "Classifier",
+        category: MODELS,
+        doc: "Loads a TorchScript attribute classifier and labels images: L = f(I) in [0, 1]^K, with its label \
+              schema.",
+    };
+    fn declare(d: &mut Declare) -> Self {
+        ClassifierNode {
+            images: d.input("images", "images in [0, 1]; resized to the classifier's input size"),
+            model: d.path(
+                "model",
+                "default/classifier-fit.pt",
+                "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it",
+            ),
+            batch: d.int("batch", 512, 1..=65_536, "images per forward pass"),
+            labels: d.output("labels", "label vectors N x K in [0, 1] with groups and class names"),
+            classifier: d.output("classifier", "the loaded classifier, for nodes that label through it"),
+        }
     }
 
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
-        let path = model::resolve(&io.text("model")?).map_err(|e| e.at("model"))?;
+        let path = model::resolve(&io.read(&self.model)?).map_err(|e| e.at(self.model.name()))?;
         let classifier = load_classifier(ctx, &path)?;
         let f = classifier.torch();
-        let images = io.images("images")?.to_device(ctx.device());
-        let batch = io.int("batch")?;
+        let Images(images) = io.read(&self.images)?;
+        let images = images.to_device(ctx.device());
+        let batch = io.read(&self.batch)?;
         // Each batch is resized to the classifier's input size before the forward pass.
         if product(&[batch.min(images.size()[0]), f.image_elements()], MAX_ELEMENTS).is_none() {
-            return Err(NodeError::param(
-                "batch",
-                format!(
-                    "batch {batch} at the input size of {} ({} elements per image) is beyond the limit of \
-                     {MAX_ELEMENTS} elements per tensor; lower batch",
-                    f.sidecar.display(),
-                    f.image_elements()
-                ),
-            ));
+            let why = format!(
+                "batch {batch} at the input size of {} ({} elements per image) is beyond the limit of \
+                 {MAX_ELEMENTS} elements per tensor; lower batch",
+                f.sidecar.display(),
+                f.image_elements()
+            );
+            return Err(NodeError::param(self.batch.name(), why));
         }
+        let port = self.images.name();
         let probs = batched(&images, batch, ctx, "labelling", |x| {
-            f.label(x).map_err(|e| if e.location.is_none() { e.at("images") } else { e })
+            f.label(x).map_err(|e| if e.location.is_none() { e.at(port) } else { e })
         })?;
         let schema = f.schema.clone().expect("classifier has a schema");
-        io.output("labels", Value::Labels(Labels { probs: probs.into(), schema }));
-        io.output("classifier", Value::Model(classifier.into_ref()));
+        io.write(&self.labels, Labels { probs: probs.into(), schema });
+        io.write(&self.classifier, Classifier(classifier.into_ref()));
         Ok(())
     }
 }
 
-pub use model::resolve as resolve_model_path;
-#[doc(hidden)]
-pub use model::TorchModel as Model_;
-
-export_plugin!(nodes: [Generator, Classifier]);
-
-#[allow(dead_code)]
-fn _assert_model_is_send(m: TorchModel) -> impl Send + Sync {
-    m
-}
+subspace_sdk::export_plugin!(GeneratorNode, ClassifierNode);

@@ -300,7 +300,7 @@ fn check_space(side: &Path, key: &str, s: &Space, normalisation: bool) -> Result
     if s.mean.is_some() != s.std.is_some() {
         return bad(format!("{key}.mean and {key}.std go together"));
     }
-    if s.std.as_ref().is_some_and(|v| v.iter().any(|x| *x == 0.0)) {
+    if s.std.as_ref().is_some_and(|v| v.contains(&0.0)) {
         return bad(format!("{key}.std must not be zero"));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Image grids: a batch of N x C x H x W images in [0, 1] laid out in rows and columns, as an RGB bitmap.
 
 use image::{ImageEncoder, Rgb, RgbImage};
-use serde_json::Value as Json;
+use subspace_sdk::edits::EditLayout;
 use subspace_sdk::tch::{Device, Kind, Tensor};
 
 /// The colour between and around the cells.
@@ -121,67 +121,17 @@ pub fn grid(batch: &ImageBatch, columns: usize, style: GridStyle) -> Result<RgbI
     compose(batch, &indices, rows, cols, style)
 }
 
-/// How an edit sweep is ordered: target-major, then sample, then step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Layout {
-    pub targets: Vec<String>,
-    pub samples: usize,
-    pub steps: usize,
-    pub ratios: Option<Vec<f64>>,
-}
-
-fn count(j: &Json, key: &str) -> Result<usize, String> {
-    match j.get(key) {
-        None => Err(format!("layout has no \"{key}\"")),
-        Some(v) => match v.as_u64() {
-            Some(x) if x > 0 => Ok(x as usize),
-            _ => Err(format!("layout \"{key}\" must be a positive integer, got {v}")),
-        },
+/// Checks `layout` against the `n` images it orders ([`EditLayout::check`]), and that its target names make
+/// distinct, non-empty file names (each target gets its own file).
+pub fn check_layout(layout: &EditLayout, n: usize) -> Result<(), String> {
+    // `check` multiplies the counts: refuse a product that overflows before it is taken.
+    let rows = [layout.samples, layout.steps].iter().try_fold(layout.targets.len() as i64, |a, &b| a.checked_mul(b));
+    if rows.is_none() {
+        return Err(format!("layout counts overflow: {} samples x {} steps", layout.samples, layout.steps));
     }
-}
-
-/// Parses layout JSON and checks it against the `n` images it describes.
-pub fn parse_layout(text: &str, n: usize) -> Result<Layout, String> {
-    let j: Json = serde_json::from_str(text).map_err(|e| format!("layout is not valid JSON: {e}"))?;
-    if !j.is_object() {
-        return Err(format!("layout must be a JSON object, got {}", short(&j)));
-    }
-    let targets: Vec<String> = match j.get("targets") {
-        Some(Json::Array(a)) => a
-            .iter()
-            .map(|t| t.as_str().map(str::to_string).ok_or_else(|| format!("layout target {} is not a string", short(t))))
-            .collect::<Result<_, _>>()?,
-        Some(other) => return Err(format!("layout \"targets\" must be a list of names, got {}", short(other))),
-        None => return Err("layout has no \"targets\"".into()),
-    };
-    if targets.is_empty() {
-        return Err("layout \"targets\" is empty".into());
-    }
-    let samples = count(&j, "samples")?;
-    let steps = count(&j, "steps")?;
-    let ratios = match j.get("ratios") {
-        None | Some(Json::Null) => None,
-        Some(Json::Array(a)) => {
-            let r: Vec<f64> = a
-                .iter()
-                .map(|v| v.as_f64().ok_or_else(|| format!("layout ratio {} is not a number", short(v))))
-                .collect::<Result<_, _>>()?;
-            if r.len() != steps {
-                return Err(format!("layout has {} ratios but {steps} steps", r.len()));
-            }
-            Some(r)
-        }
-        Some(other) => return Err(format!("layout \"ratios\" must be a list of numbers, got {}", short(other))),
-    };
-    let expected = targets.len() * samples * steps;
-    if expected != n {
-        return Err(format!(
-            "layout describes {} targets x {samples} samples x {steps} steps = {expected} images, but {n} images came in",
-            targets.len()
-        ));
-    }
+    layout.check(n as i64)?;
     let mut seen = std::collections::HashSet::new();
-    for t in &targets {
+    for t in &layout.targets {
         if t.is_empty() {
             return Err("layout has an empty target name".into());
         }
@@ -189,12 +139,7 @@ pub fn parse_layout(text: &str, n: usize) -> Result<Layout, String> {
             return Err(format!("layout target {t:?} appears twice (or maps to the same file name as another)"));
         }
     }
-    Ok(Layout { targets, samples, steps, ratios })
-}
-
-fn short(j: &Json) -> String {
-    let s = j.to_string();
-    if s.len() > 60 { format!("{}...", &s[..s.char_indices().nth(57).map_or(s.len(), |(i, _)| i)]) } else { s }
+    Ok(())
 }
 
 /// `name` with every character but letters, digits, `.`, `-` and `_` replaced by `_` (for file names).
@@ -202,18 +147,12 @@ pub fn file_safe(name: &str) -> String {
     name.chars().map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }
 
-/// One grid per target: rows = samples, columns = steps.
-pub fn layout_grids(batch: &ImageBatch, layout: &Layout, style: GridStyle) -> Result<Vec<(String, RgbImage)>, String> {
-    let per = layout.samples * layout.steps;
-    layout
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(t, name)| {
-            let indices: Vec<usize> = (t * per..(t + 1) * per).collect();
-            Ok((name.clone(), compose(batch, &indices, layout.samples, layout.steps, style)?))
-        })
-        .collect()
+/// The grid of target `k` of a checked `layout`: rows = samples, columns = steps.
+pub fn target_grid(batch: &ImageBatch, layout: &EditLayout, k: usize, style: GridStyle) -> Result<RgbImage, String> {
+    let (samples, steps) = (layout.samples as usize, layout.steps as usize);
+    let per = samples * steps;
+    let indices: Vec<usize> = (k * per..(k + 1) * per).collect();
+    compose(batch, &indices, samples, steps, style)
 }
 
 /// PNG file bytes of `img`.
@@ -305,39 +244,47 @@ mod tests {
         assert_eq!((b.n, b.c, b.h, b.w, b.data.len()), (2, 3, 4, 5, 120));
     }
 
+    fn layout(targets: &[&str], samples: i64, ratios: &[f64]) -> EditLayout {
+        let targets = targets.iter().map(|t| t.to_string()).collect();
+        EditLayout { targets, samples, steps: ratios.len() as i64, ratios: ratios.to_vec() }
+    }
+
     #[test]
     fn layout_splits_per_target() {
-        // 2 targets x 3 samples x 4 steps of 5 x 6 images; image 2*12 - 1 - ... : target 1, sample 2, step 1 is red.
+        // 2 targets x 3 samples x 4 steps of 5 x 6 images; target 1, sample 2, step 1 is red.
         let red = 12 + 2 * 4 + 1;
         let b = batch(24, 5, 6, Some(red));
-        let text = r#"{"targets": ["hair.black", "smile"], "samples": 3, "steps": 4, "ratios": [0, 0.25, 0.5, 1]}"#;
-        let layout = parse_layout(text, 24).unwrap();
-        assert_eq!(layout.ratios.as_deref(), Some(&[0.0, 0.25, 0.5, 1.0][..]));
-        let grids = layout_grids(&b, &layout, GridStyle { padding: 1, scale: 1 }).unwrap();
-        assert_eq!(grids.len(), 2);
-        assert_eq!(grids[0].0, "hair.black");
-        for (_, img) in &grids {
+        let layout = layout(&["hair.black", "smile"], 3, &[0.0, 0.25, 0.5, 1.0]);
+        check_layout(&layout, 24).unwrap();
+        let style = GridStyle { padding: 1, scale: 1 };
+        let grids: Vec<RgbImage> = (0..2).map(|k| target_grid(&b, &layout, k, style).unwrap()).collect();
+        for img in &grids {
             // 4 columns of 6 px, 3 rows of 5 px, padding 1.
             assert_eq!((img.width(), img.height()), (4 * 7 + 1, 3 * 6 + 1));
         }
-        assert_eq!(grids[0].1.pixels().filter(|p| **p == RED).count(), 0);
+        assert_eq!(grids[0].pixels().filter(|p| **p == RED).count(), 0);
         // Row 2, column 1 of the second grid.
-        assert_eq!(*grids[1].1.get_pixel(1 + 7, 1 + 2 * 6), RED);
-        assert_eq!(grids[1].1.pixels().filter(|p| **p == RED).count(), 30);
+        assert_eq!(*grids[1].get_pixel(1 + 7, 1 + 2 * 6), RED);
+        assert_eq!(grids[1].pixels().filter(|p| **p == RED).count(), 30);
     }
 
     #[test]
     fn layout_errors_say_what_is_wrong() {
-        let e = parse_layout(r#"{"targets": ["a", "b"], "samples": 3, "steps": 4}"#, 20).unwrap_err();
-        assert!(e.contains("2 targets x 3 samples x 4 steps = 24 images, but 20 images came in"), "{e}");
-        let e = parse_layout("{not json", 1).unwrap_err();
-        assert!(e.contains("not valid JSON"), "{e}");
-        let e = parse_layout(r#"{"targets": ["a"], "samples": 1, "steps": 2, "ratios": [0]}"#, 2).unwrap_err();
-        assert!(e.contains("1 ratios but 2 steps"), "{e}");
-        let e = parse_layout(r#"{"targets": ["a"], "steps": 2}"#, 2).unwrap_err();
-        assert!(e.contains("\"samples\""), "{e}");
-        let e = parse_layout(r#"{"targets": ["a", "a"], "samples": 1, "steps": 1}"#, 2).unwrap_err();
+        let e = check_layout(&layout(&["a", "b"], 3, &[0.0; 4]), 20).unwrap_err();
+        assert!(e.contains("2 targets x 3 samples x 4 steps = 24 rows, but 20 came in"), "{e}");
+        let short = EditLayout { ratios: vec![0.0], ..layout(&["a"], 1, &[0.0, 1.0]) };
+        let e = check_layout(&short, 2).unwrap_err();
+        assert!(e.contains("1 ratios for 2 steps"), "{e}");
+        let e = check_layout(&layout(&["a"], 0, &[0.0, 1.0]), 0).unwrap_err();
+        assert!(e.contains("samples >= 1"), "{e}");
+        let e = check_layout(&layout(&["a", "a"], 1, &[0.0]), 2).unwrap_err();
         assert!(e.contains("twice"), "{e}");
+        let e = check_layout(&layout(&["a b", "a/b"], 1, &[0.0]), 2).unwrap_err();
+        assert!(e.contains("same file name"), "{e}");
+        let e = check_layout(&EditLayout { samples: i64::MAX, ..layout(&["a"], 1, &[0.0, 1.0]) }, 2).unwrap_err();
+        assert!(e.contains("overflow"), "{e}");
+        let e = check_layout(&layout(&["a", ""], 1, &[0.0]), 2).unwrap_err();
+        assert!(e.contains("empty target name"), "{e}");
     }
 
     #[test]

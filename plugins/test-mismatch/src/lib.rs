@@ -31,8 +31,12 @@ extern "C" fn evaluate(
     std::process::abort() // never reached: the host refuses this plugin
 }
 
+extern "C" fn about() -> PluginAbout {
+    PluginAbout { name: "subspace-test-mismatch".into(), version: "0.0.0".into(), description: "".into() }
+}
+
 fn root_module() -> PluginModuleRef {
-    PluginModule { build_info, describe, evaluate }.leak_into_prefix()
+    PluginModule { build_info, describe, evaluate, about }.leak_into_prefix()
 }
 
 #[no_mangle]

@@ -1,0 +1,4 @@
+// Rpath to libtorch and keep libtorch_cuda linked (see subspace-link).
+fn main() {
+    subspace_link::libtorch();
+}
