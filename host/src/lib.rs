@@ -8,10 +8,12 @@
 //! and graph files; only nodes write.
 
 pub mod cache;
+pub mod catalog;
 pub mod exec;
 pub mod graph;
 pub mod plugins;
 pub mod preset;
+pub mod report;
 pub mod validate;
 
 pub use cache::CacheStats;

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subspace_host::{exec::Event, preset, validate_with, Evaluator, Graph, NodeStatus, PresetSearch, Registry};
-use subspace_host::RunOptions;
-use subspace_sdk::{ParamKind, Value};
+use subspace_host::{catalog, report, RunOptions};
 
 mod serve;
 
@@ -150,9 +149,9 @@ fn try_main() -> Result<()> {
         Command::Nodes { json } => {
             let registry = load_registry(&cli);
             if *json {
-                println!("{}", serde_json::to_string_pretty(&nodes_json(&registry))?);
+                println!("{}", serde_json::to_string_pretty(&catalog::nodes_json(&registry))?);
             } else {
-                print_nodes(&registry);
+                print!("{}", catalog::nodes_text(&registry));
             }
         }
         Command::Plugins => {
@@ -245,9 +244,9 @@ fn try_main() -> Result<()> {
             drop(opts);
             printer.join().ok();
             // The outputs are printed first: a report that cannot be written must not hide them.
-            let written = write_run_report(out, graph, &device.to_string(), &plan, &report);
+            let written = report::write_run_report(out, graph, &device.to_string(), &plan, &report);
             if *json {
-                println!("{}", serde_json::to_string_pretty(&report_json_named(&report, &plan))?);
+                println!("{}", serde_json::to_string_pretty(&report::report_json_named(&report, &plan))?);
             } else {
                 for (node, outs) in &report.outputs {
                     for o in outs {
@@ -319,233 +318,51 @@ fn print_events(rx: crossbeam::channel::Receiver<Event>) {
         return print_plain_events(rx);
     }
     let multi = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({elapsed})").unwrap().progress_chars("=> ");
+    // A constant template: a mistake in it falls back to the default bar rather than stopping the run.
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     for e in rx {
-        match e {
-            Event::NodeStarted { node, node_type } => {
-                let _ = multi.println(format!("{node:>14}: started ({node_type})"));
-            }
-            Event::NodeCached { node } => {
-                let _ = multi.println(format!("{node:>14}: cached"));
-            }
+        match &e {
             Event::NodeProgress { node, done, total, message } => {
                 let bar = bars.entry(node.clone()).or_insert_with(|| {
-                    let b = multi.add(ProgressBar::new(total.max(1)));
+                    let b = multi.add(ProgressBar::new((*total).max(1)));
                     b.set_style(style.clone());
                     b.set_prefix(node.clone());
                     b
                 });
-                bar.set_length(total.max(1));
-                bar.set_position(done);
-                bar.set_message(message);
+                bar.set_length((*total).max(1));
+                bar.set_position(*done);
+                bar.set_message(message.clone());
             }
-            Event::NodeLog { node, message } => {
-                let _ = multi.println(format!("{node:>14}: {message}"));
-            }
-            Event::NodeFinished { node, seconds } => {
-                if let Some(b) = bars.remove(&node) {
-                    b.finish_and_clear();
-                }
-                let _ = multi.println(format!("{node:>14}: done in {seconds:.2} s"));
-            }
-            Event::NodeFailed { node, error } => {
-                if let Some(b) = bars.remove(&node) {
-                    b.abandon();
-                }
-                let _ = multi.println(format!("{node:>14}: FAILED: {error}"));
-            }
-            Event::NodeSkipped { node, because } => {
-                let _ = multi.println(format!("{node:>14}: skipped ({because})"));
-            }
+            Event::NodeFinished { node, .. } => bars.remove(node).into_iter().for_each(|b| b.finish_and_clear()),
+            Event::NodeFailed { node, .. } => bars.remove(node).into_iter().for_each(|b| b.abandon()),
+            _ => {}
+        }
+        if let Some(line) = report::event_line(&e) {
+            let _ = multi.println(line);
         }
     }
-}
-
-/// Writes `run-report.json` and `run-report.md` into the output folder (atomically): what ran, how long each node
-/// took, what failed and why, and the text outputs (node reports).
-fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &subspace_host::Plan, report: &subspace_host::RunReport) -> Result<()> {
-    let json = report_json_named(report, plan);
-    let mut md = format!(
-        "# Run report\n\nGraph `{}` on `{device}`, {:.2} s in all.\n\n| node | type | status | seconds |\n|---|---|---|---|\n",
-        graph.display(),
-        report.seconds
-    );
-    for i in plan.needed_order() {
-        let n = &plan.nodes[i];
-        let (status, secs) = match report.status.get(&n.id) {
-            Some(NodeStatus::Ran { seconds }) => ("ran".to_string(), format!("{seconds:.2}")),
-            Some(NodeStatus::Cached) => ("cached".to_string(), String::new()),
-            Some(NodeStatus::Failed { error }) => (format!("FAILED: {error}"), String::new()),
-            Some(NodeStatus::Skipped { because }) => (format!("skipped ({because})"), String::new()),
-            None => ("not needed".to_string(), String::new()),
-        };
-        md += &format!("| {} | {} | {} | {} |\n", n.id, n.node_type.descriptor.id, status.replace('|', "/"), secs);
-    }
-    let c = &report.cache;
-    md += &format!(
-        "\nCache: {} results, {} of a {} budget; {} evicted during the run.\n",
-        c.entries,
-        bytesize::ByteSize(c.bytes),
-        bytesize::ByteSize(c.budget),
-        c.evicted
-    );
-    if !report.missing.is_empty() {
-        md += &format!("\nRequested outputs not produced: {}.\n", report.missing.join(", "));
-    }
-    for (node, outs) in &report.outputs {
-        for o in outs {
-            let body = match &o.value {
-                Value::Text(t) => serde_json::from_str::<serde_json::Value>(t.as_str())
-                    .map(|v| format!("```json\n{}\n```", serde_json::to_string_pretty(&v).unwrap_or_default()))
-                    .unwrap_or_else(|_| t.to_string()),
-                Value::Bundle(b) if b.tensors.is_empty() => {
-                    format!("```json\n{}\n```", serde_json::to_string_pretty(&b.meta_json()).unwrap_or_default())
-                }
-                _ => continue,
-            };
-            md += &format!("\n## {node}.{}\n\n{body}\n", o.name);
-        }
-    }
-    write_atomic(&out.join("run-report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-    write_atomic(&out.join("run-report.md"), md.as_bytes())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    subspace_sdk::files::write_bytes_atomic(path, bytes).map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 /// Progress as plain lines (logs, CI): starts, ends, failures, and every tenth of a node's progress.
 fn print_plain_events(rx: crossbeam::channel::Receiver<Event>) {
     let mut last: HashMap<String, u64> = HashMap::new();
     for e in rx {
-        match e {
-            Event::NodeStarted { node, node_type } => eprintln!("{node:>14}: started ({node_type})"),
-            Event::NodeCached { node } => eprintln!("{node:>14}: cached"),
-            Event::NodeProgress { node, done, total, message } => {
-                let tenth = if total > 0 { done * 10 / total } else { 0 };
-                if last.insert(node.clone(), tenth) != Some(tenth) {
-                    eprintln!("{node:>14}: {done}/{total} {message}");
-                }
+        if let Event::NodeProgress { node, done, total, message } = &e {
+            let tenth = if *total > 0 { done * 10 / total } else { 0 };
+            if last.insert(node.clone(), tenth) != Some(tenth) {
+                eprintln!("{node:>14}: {done}/{total} {message}");
             }
-            Event::NodeLog { node, message } => eprintln!("{node:>14}: {message}"),
-            Event::NodeFinished { node, seconds } => eprintln!("{node:>14}: done in {seconds:.2} s"),
-            Event::NodeFailed { node, error } => eprintln!("{node:>14}: FAILED: {error}"),
-            Event::NodeSkipped { node, because } => eprintln!("{node:>14}: skipped ({because})"),
+        }
+        if let Some(line) = report::event_line(&e) {
+            eprintln!("{line}");
         }
     }
 }
 
-/// A value in a report: scalars and text as themselves, typed documents (bundles without tensors) as their JSON,
-/// tensors and models as a summary.
-fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Bundle(b) if b.tensors.is_empty() => b.meta_json(),
-        _ => v.to_json().unwrap_or_else(|| serde_json::Value::String(v.summary())),
-    }
-}
 
-/// [`report_json`], with outputs of preset nodes also under the name the graph gives them (`fit/gmm` `mixture`
-/// and `fit` `mixture`).
-fn report_json_named(r: &subspace_host::RunReport, plan: &subspace_host::Plan) -> serde_json::Value {
-    let mut j = report_json(r);
-    let Some(outputs) = j["outputs"].as_object_mut() else { return j };
-    for (name, (i, port)) in &plan.aliases {
-        let (Some(v), Some((node, outer_port))) = (r.output(&plan.nodes[*i].id, port), name.rsplit_once('.')) else {
-            continue;
-        };
-        if let Some(map) = outputs.entry(node.to_string()).or_insert_with(|| serde_json::json!({})).as_object_mut() {
-            map.insert(outer_port.to_string(), value_json(v));
-        }
-    }
-    j
-}
 
-fn report_json(r: &subspace_host::RunReport) -> serde_json::Value {
-    let status: serde_json::Map<String, serde_json::Value> = r
-        .status
-        .iter()
-        .map(|(k, s)| {
-            let v = match s {
-                NodeStatus::Ran { seconds } => serde_json::json!({"status": "ran", "seconds": seconds}),
-                NodeStatus::Cached => serde_json::json!({"status": "cached"}),
-                NodeStatus::Failed { error } => serde_json::json!({"status": "failed", "error": error.to_string()}),
-                NodeStatus::Skipped { because } => serde_json::json!({"status": "skipped", "because": because}),
-            };
-            (k.clone(), v)
-        })
-        .collect();
-    let outputs: serde_json::Map<String, serde_json::Value> = r
-        .outputs
-        .iter()
-        .map(|(k, outs)| (k.clone(), outs.iter().map(|o| (o.name.to_string(), value_json(&o.value))).collect::<serde_json::Map<_, _>>().into()))
-        .collect();
-    let c = &r.cache;
-    let cache = serde_json::json!({"entries": c.entries, "bytes": c.bytes, "budget": c.budget, "evicted": c.evicted});
-    serde_json::json!({"ok": r.ok(), "seconds": r.seconds, "cancelled": r.cancelled, "missing": r.missing, "nodes": status,
-        "outputs": outputs, "cache": cache})
-}
 
-/// The node catalog as JSON: what an editor needs to draw nodes, sockets and widgets.
-fn nodes_json(registry: &Registry) -> serde_json::Value {
-    let nodes: Vec<serde_json::Value> = registry
-        .nodes
-        .values()
-        .map(|nt| {
-            let d = &nt.descriptor;
-            let ports = |list: &[subspace_sdk::PortSpec]| -> Vec<serde_json::Value> {
-                list.iter().map(|p| serde_json::json!({"name": p.name.as_str(), "type": p.ty.as_str(), "description": p.description.as_str(), "optional": p.optional})).collect()
-            };
-            let params: Vec<serde_json::Value> = d
-                .params
-                .iter()
-                .map(|p| {
-                    let mut j = serde_json::json!({"name": p.name.as_str(), "kind": p.kind.type_name(), "default": value_json(&p.default), "description": p.description.as_str()});
-                    match &p.kind {
-                        ParamKind::Float { min, max } => { j["min"] = (*min).into(); j["max"] = (*max).into(); }
-                        ParamKind::Int { min, max } => { j["min"] = (*min).into(); j["max"] = (*max).into(); }
-                        ParamKind::Choice { choices } => { j["choices"] = choices.iter().map(|c| c.as_str()).collect::<Vec<_>>().into(); }
-                        _ => {}
-                    }
-                    j
-                })
-                .collect();
-            serde_json::json!({
-                "id": d.id.as_str(), "version": d.version.as_str(), "display_name": d.display_name.as_str(),
-                "category": d.category.as_str(), "description": d.description.as_str(), "volatile": d.volatile,
-                "inputs": ports(&d.inputs), "outputs": ports(&d.outputs), "params": params,
-                "plugin": registry.plugins[nt.plugin].path.display().to_string(),
-            })
-        })
-        .collect();
-    serde_json::json!({"nodes": nodes})
-}
 
-fn print_nodes(registry: &Registry) {
-    let mut last_category = String::new();
-    let mut list: Vec<_> = registry.nodes.values().collect();
-    list.sort_by(|a, b| (a.descriptor.category.as_str(), a.descriptor.id.as_str()).cmp(&(b.descriptor.category.as_str(), b.descriptor.id.as_str())));
-    for nt in list {
-        let d = &nt.descriptor;
-        if d.category.as_str() != last_category {
-            println!("\n{}", d.category);
-            last_category = d.category.to_string();
-        }
-        println!("  {} {} - {}: {}", d.id, d.version, d.display_name, d.description);
-        for p in d.inputs.iter() {
-            println!("      in  {:<12} {:<18}{} {}", p.name, p.ty, if p.optional { " (optional)" } else { "" }, p.description);
-        }
-        for p in d.outputs.iter() {
-            println!("      out {:<12} {:<18} {}", p.name, p.ty, p.description);
-        }
-        for p in d.params.iter() {
-            let range = match &p.kind {
-                ParamKind::Float { min, max } => format!("float in [{min}, {max}]"),
-                ParamKind::Int { min, max } => format!("int in [{min}, {max}]"),
-                ParamKind::Choice { choices } => format!("one of {:?}", choices.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
-                k => k.type_name().to_string(),
-            };
-            println!("      param {:<10} {} = {} - {}", p.name, range, p.default.summary(), p.description);
-        }
-    }
-}

@@ -273,7 +273,7 @@ impl Editor {
                 Some((_, ty, bytes)) => (200, *ty, bytes.to_vec()),
                 None => error(404, format!("no asset {p}")),
             },
-            (Method::Get, "/api/nodes") => json_reply(200, &crate::nodes_json(&self.registry)),
+            (Method::Get, "/api/nodes") => json_reply(200, &subspace_host::catalog::nodes_json(&self.registry)),
             (Method::Get, "/api/graphs") => {
                 let mut names: Vec<String> = std::fs::read_dir(&self.graphs)
                     .into_iter()
@@ -448,7 +448,7 @@ fn save(path: &Path, body: &[u8]) -> Reply {
         Ok(t) => t + "\n",
         Err(e) => return error(500, e.to_string()),
     };
-    match crate::write_atomic(path, text.as_bytes()) {
+    match subspace_host::report::write_atomic(path, text.as_bytes()) {
         Ok(()) => json_reply(200, &serde_json::json!({ "saved": path.display().to_string() })),
         Err(e) => error(500, format!("{e:#}")),
     }

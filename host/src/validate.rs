@@ -283,7 +283,9 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
             errors.push(err(Problem::InputLinkedTwice, Some(tnode), Some(tport), format!("input '{tport}' has more than one link")));
             continue;
         }
-        nodes[ti].as_mut().unwrap().inputs.insert(tport.to_string(), (fi, fport.to_string()));
+        if let Some(dst) = nodes[ti].as_mut() {
+            dst.inputs.insert(tport.to_string(), (fi, fport.to_string()));
+        }
     }
 
     for n in nodes.iter().flatten() {
@@ -349,5 +351,9 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Plan { nodes: nodes.into_iter().map(|n| n.unwrap()).collect(), requested, aliases: BTreeMap::new() })
+    // A node is None only after an error was recorded for it, so with no errors every node is here.
+    let Some(nodes) = nodes.into_iter().collect::<Option<Vec<PlanNode>>>() else {
+        return Err(vec![err(Problem::BadParam, None, None, "a node could not be planned".to_string())]);
+    };
+    Ok(Plan { nodes, requested, aliases: BTreeMap::new() })
 }

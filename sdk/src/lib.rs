@@ -98,6 +98,8 @@ macro_rules! export_plugin {
             extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {
                 $crate::abi_stable::library::__call_root_module_loader(__subspace_root_module)
             }
+            // SAFETY: `erased` builds the root module of exactly the type named here (what abi_stable's
+            // `#[export_root_module]` emits), and the layout check stays on.
             unsafe {
                 $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
                     erased,

@@ -316,7 +316,7 @@ fn execute(editor: &Editor, run: &Run, mut plan: Plan) -> Json {
     let nodes: Map<String, Json> = report.status.iter().map(|(id, s)| (id.clone(), node_status(s, stopped))).collect();
     let files = super::files_under(&dir, &editor.out);
     let files = if run.preview { Vec::new() } else { files };
-    json!({ "ok": report.ok(), "id": run.id, "run": name, "stopped": stopped, "report": crate::report_json(&report),
+    json!({ "ok": report.ok(), "id": run.id, "run": name, "stopped": stopped, "report": subspace_host::report::report_json(&report),
         "nodes": nodes, "files": files, "pictures": pictures, "classes": classes })
 }
 

@@ -211,6 +211,8 @@ pub fn save_script_module(class_name: &str, source: &str, params: &[(String, Ten
         params.iter().map(|(_, t)| t.detach().to_device(Device::Cpu).to_kind(Kind::Float)).collect();
     let tensor_ptrs: Vec<*mut c_void> = tensors.iter_mut().map(|t| t.as_mut_ptr() as *mut c_void).collect();
     let mut err = vec![0 as c_char; 4096];
+    // SAFETY: every pointer points into a buffer alive until the call returns (names, tensors, paths, `err`, whose
+    // length is passed), and the C++ side only reads them and writes at most `err.len()` bytes into `err`.
     let rc = unsafe {
         subspace_world_script_module(
             class.as_ptr(),
@@ -225,6 +227,7 @@ pub fn save_script_module(class_name: &str, source: &str, params: &[(String, Ten
     };
     drop(tensors);
     if rc != 0 {
+        // SAFETY: the C++ side writes a NUL-terminated message into `err` (zeroed, so always terminated).
         let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
         bail!("building TorchScript module {class_name}: {msg}");
     }

@@ -20,6 +20,27 @@ subspace_sdk::choice! {
     }
 }
 
+/// How [`apply`] moves codes: the modes that are a closed form in a. Region edits need their hold weight and path
+/// and go through [`region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Lerp,
+    Slerp,
+    Shift,
+}
+
+impl Mode {
+    /// The closed-form move of this mode; `None` for [`Mode::Region`].
+    pub fn closed_form(self) -> Option<Move> {
+        match self {
+            Mode::Lerp => Some(Move::Lerp),
+            Mode::Slerp => Some(Move::Slerp),
+            Mode::Shift => Some(Move::Shift),
+            Mode::Region => None,
+        }
+    }
+}
+
 /// The target posterior a region edit reaches at a = 1.
 pub const REGION_TARGET: f64 = 0.995;
 
@@ -33,8 +54,12 @@ pub fn product(g: &Gaussians, set: &[usize]) -> (Tensor, Tensor) {
         precision = Some(match precision { Some(a) => a + &p, None => p });
         weighted = Some(match weighted { Some(a) => a + pm, None => pm });
     }
-    let cov = precision.unwrap().inverse();
-    let mean = cov.matmul(&weighted.unwrap());
+    // Callers pass at least one component (one per target group).
+    let (Some(precision), Some(weighted)) = (precision, weighted) else {
+        return (g.mu.get(0).zeros_like(), Tensor::eye(g.mu.size()[1], (Kind::Float, g.mu.device())));
+    };
+    let cov = precision.inverse();
+    let mean = cov.matmul(&weighted);
     (mean.to_kind(Kind::Float), ((&cov + cov.transpose(0, 1)) * 0.5).to_kind(Kind::Float))
 }
 
@@ -104,7 +129,8 @@ fn region_inner(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], 
         // KL(p0 || p') over the held groups' classes.
         let kl = (log_p0.exp() * (&log_p0 - &lp) * &keep).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * hold;
         let total = (movement + shortfall + kl).sum(Kind::Float);
-        let grad = Tensor::run_backward(&[&total], &[&x], false, false).pop().unwrap();
+        // One input, so exactly one gradient comes back.
+        let Some(grad) = Tensor::run_backward(&[&total], &[&x], false, false).pop() else { break };
         m1 = &m1 * b1 + &grad * (1.0 - b1);
         m2 = &m2 * b2 + grad.square() * (1.0 - b2);
         let step_size = &m1 / (1.0 - b1.powi(step as i32)) / ((&m2 / (1.0 - b2.powi(step as i32))).sqrt() + 1e-8) * lr;
@@ -129,13 +155,13 @@ pub fn apply(
     z: &Tensor,
     set: &[usize],
     a: f64,
-    mode: Mode,
+    mode: Move,
     zs: &Tensor,
     per_class_zs: &[Tensor],
 ) -> Tensor {
     match mode {
-        Mode::Lerp => z * (1.0 - a) + zs * a,
-        Mode::Slerp => {
+        Move::Lerp => z * (1.0 - a) + zs * a,
+        Move::Slerp => {
             let zn = z / z.norm_scalaropt_dim(2.0, [1i64].as_slice(), true).clamp_min(1e-8);
             let sn = zs / zs.norm_scalaropt_dim(2.0, [1i64].as_slice(), true).clamp_min(1e-8);
             let omega = (zn * sn).sum_dim_intlist([1i64].as_slice(), true, Kind::Float).clamp(-0.9999, 0.9999).acos();
@@ -144,10 +170,7 @@ pub fn apply(
             let w1 = (a * &omega).sin() / &so;
             z * w0 + zs * w1
         }
-        Mode::Region => {
-            region(g, z, &vec![set.to_vec(); z.size()[0] as usize], &vec![a; z.size()[0] as usize], REGION_HOLD, 150)
-        }
-        Mode::Shift => {
+        Move::Shift => {
             let mut out = z.shallow_clone();
             for (i, &k) in set.iter().enumerate() {
                 let group = g.schema.columns()[k].0;

@@ -136,7 +136,7 @@ pub fn at_budget(points: &[ScorePoint], budget: f64) -> Option<AtBudget> {
             return Some(AtBudget { budget, success, leakage, leakage_max, capped: false });
         }
     }
-    let last = if budget < pts[0].0 { pts[0] } else { *pts.last().unwrap() };
+    let last = if budget < pts[0].0 { pts[0] } else { pts[pts.len() - 1] };
     Some(AtBudget { budget, success: last.1, leakage: last.2, leakage_max: last.3, capped: budget > last.0 })
 }
 

@@ -197,7 +197,7 @@ impl Declared for ClassifierNode {
         let probs = batched(&images, batch, ctx, "labelling", |x| {
             f.label(x).map_err(|e| if e.location.is_none() { e.at(port) } else { e })
         })?;
-        let schema = f.schema.clone().expect("classifier has a schema");
+        let schema = f.schema.clone().ok_or_else(|| NodeError::internal("a loaded classifier has no label schema"))?;
         io.write(&self.labels, Labels { probs: probs.into(), schema });
         io.write(&self.classifier, Classifier(classifier.into_ref()));
         Ok(())

@@ -44,5 +44,6 @@ pub static _1as_0lib_1header_0root_bmodule_bloader: LibHeader = {
     extern "C" fn erased() -> RootModuleResult {
         subspace_sdk::abi_stable::library::__call_root_module_loader(root_module)
     }
+    // SAFETY: `erased` builds the root module of the type named here, as abi_stable's own macro would.
     unsafe { LibHeader::from_constructor::<PluginModuleRef>(erased, CheckTypeLayout::Yes) }
 };

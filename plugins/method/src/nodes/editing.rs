@@ -116,11 +116,7 @@ impl Declared for AttributeEdit {
         let n = z.size()[0];
         let mut rng = ChaCha8Rng::seed_from_u64(io.read(&self.seed)? as u64);
         let _guard = tch::no_grad_guard();
-        let codes = if mode == Mode::Region {
-            let edited = self.region(io, &g, &z, &targets, &ratios)?;
-            ctx.progress(1, 1, "editing");
-            edited
-        } else {
+        let codes = if let Some(mode) = mode.closed_form() {
             let sample = io.read(&self.zs)? == ControlVector::Sample;
             let spread = io.read(&self.spread)?;
             let d = g.dim();
@@ -139,6 +135,10 @@ impl Declared for AttributeEdit {
                 ctx.progress(t as u64 + 1, targets.len() as u64, "editing");
             }
             Tensor::cat(&out, 0)
+        } else {
+            let edited = self.region(io, &g, &z, &targets, &ratios)?;
+            ctx.progress(1, 1, "editing");
+            edited
         };
         let names = targets.into_iter().map(|t| t.name).collect();
         io.write(&self.edited, Latents(codes));
