@@ -49,9 +49,10 @@ demo: build
 compare: build
 	$(RELEASE)/subspace run examples/presets/compare.json --out $(OUT)/compare
 
-# Speed and memory (docs/PERFORMANCE.md); the slider-latency section reads the mixture `make demo` saved.
+# Speed and memory (docs/PERFORMANCE.md); the slider-latency section reads the mixture `make demo` saved. The
+# scikit-learn comparison runs with the libtorch venv's Python, into which scikit-learn is installed once.
 bench: build
-	BENCH_MIXTURE=$(OUT)/mixture $(RELEASE)/subspace-bench --device cpu
+	BENCH_MIXTURE=$(OUT)/mixture BENCH_PYTHON="$$(./examples/bench/sklearn-python.sh)" $(RELEASE)/subspace-bench --device cpu
 
 nodes: build
 	$(RELEASE)/subspace nodes

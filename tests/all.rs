@@ -1,6 +1,7 @@
 //! One test binary for the whole workspace (one link step): each module covers one part.
 
 mod demo;
+mod disk_cache;
 mod editor;
 mod files;
 mod host;

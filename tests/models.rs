@@ -363,3 +363,160 @@ fn the_shipped_sidecars_pass_their_checks() {
     assert!(r.ok(), "{:?}", r.status);
     assert_eq!(tensor(&r, "gen", "images").size(), [2, 3, 64, 64]);
 }
+
+// Call conventions of generators and multi-label classifiers, from the sidecar alone.
+
+/// The toy classifier labelling `count` codes of `gen` (seed 5).
+fn labelled(gen: &str, clf: &str, count: i64) -> G {
+    sample(gen, count, 5)
+        .node("clf", "subspace.classifier", json!({"model": clf}))
+        .link("gen.images", "clf.images")
+        .out("clf")
+}
+
+#[test]
+fn generators_in_other_call_conventions_render_the_toy_images_from_their_sidecar_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = evaluator(product_registry());
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let base = toy::generator_sized(dir.path(), "base", 8, [3, 8, 8]).display().to_string();
+    let want = run(&e, &labelled(&base, &clf, 12));
+    let (images, labels) = (tensor(&want, "gen", "images"), tensor(&want, "clf", "labels"));
+    let forms = [
+        ("conv", toy::Form::Conv),
+        ("cond", toy::Form::Conditional(5)),
+        ("cond0", toy::Form::Conditional(0)),
+        ("nhwc", toy::Form::Nhwc),
+        ("bytes", toy::Form::Bytes),
+    ];
+    for (name, form) in forms {
+        let gen = toy::generator_form(dir.path(), name, form, 8, [3, 8, 8]).display().to_string();
+        let r = run(&e, &labelled(&gen, &clf, 12));
+        assert!(r.ok(), "{name}: {:?}", r.status);
+        assert_eq!(tensor(&r, "gen", "images").size(), [12, 3, 8, 8], "{name}");
+        assert!(tensor(&r, "gen", "images").allclose(&images, 1e-5, 1e-5, false), "{name}: other images");
+        assert!(tensor(&r, "clf", "labels").allclose(&labels, 1e-4, 1e-4, false), "{name}: other labels");
+    }
+    // A fixed class label instead of zeros reaches the model: other images.
+    let cond = toy::generator_form(dir.path(), "row", toy::Form::Conditional(3), 8, [3, 8, 8]);
+    toy::edit_sidecar(&cond, |m| m["arguments"] = json!([{"name": "c", "row": [0.0, 1.0, 0.0]}]));
+    let r = run(&e, &labelled(&cond.display().to_string(), &clf, 12));
+    assert!(r.ok(), "{:?}", r.status);
+    assert!(!tensor(&r, "gen", "images").allclose(&images, 1e-3, 1e-3, false), "the row did not reach the model");
+}
+
+#[test]
+fn multi_label_classifiers_become_no_yes_groups() {
+    let (dir, gen, clf) = world();
+    let e = evaluator(product_registry());
+    let want = tensor(&run(&e, &labelled(&gen, &clf, 30)), "clf", "labels");
+    for (logits, nhwc) in [(true, false), (false, false), (true, true)] {
+        let multi = toy::attribute_classifier_in(dir.path(), &format!("multi-{logits}-{nhwc}"), logits, nhwc);
+        let r = run(&e, &labelled(&gen, &multi.display().to_string(), 30));
+        let Some(Value::Labels(labels)) = r.output("clf", "labels") else { panic!("{:?}", r.status) };
+        assert_eq!(labels.schema.class_names(), vec!["red.no", "red.yes", "blue.no", "blue.yes"]);
+        let p = labels.probs.tensor();
+        assert!(p.allclose(&want, 1e-4, 1e-4, false), "logits {logits}: labels differ from the grouped classifier");
+        assert!(p.std(true).double_value(&[]) > 0.01, "labels do not vary");
+    }
+}
+
+#[test]
+fn a_dcgan_shaped_generator_and_a_multi_label_classifier_fit_a_mixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator_form(dir.path(), "dcgan", toy::Form::Conv, 8, [3, 8, 8]).display().to_string();
+    let clf = toy::attribute_classifier(dir.path(), "celeba", true).display().to_string();
+    let g = toy_fit(&gen, &clf, 300, json!({"steps": 2, "rank": 1}), json!({"steps": 2, "samples": 4})).out("gmm");
+    let r = run_at(&evaluator(product_registry()), dir.path(), &g);
+    assert!(r.ok(), "{:#?}", r.status);
+    let Some(Value::Text(report)) = r.output("gmm", "report") else { panic!("{:?}", r.status) };
+    assert!(report.as_str().contains("blue.yes") && report.as_str().contains("red.no"), "{}", report.as_str());
+}
+
+#[test]
+fn call_conventions_that_disagree_with_the_model_are_refused_naming_the_field() {
+    use toy::Form::*;
+    let dir = tempfile::tempdir().unwrap();
+    let e = evaluator(product_registry());
+    let cases: [(&str, Option<toy::Form>, fn(&mut serde_json::Value), &str); 15] = [
+        ("flat", Some(Conv), |m| drop(m["latent"].as_object_mut().unwrap().remove("shape")), "latent.shape"),
+        ("product", Some(Conv), |m| m["latent"]["shape"] = json!([4, 1, 1]), "latent.shape"),
+        ("zero", None, |m| m["latent"]["shape"] = json!([8, 0]), "latent.shape"),
+        ("noargs", Some(Conditional(5)), |m| m["arguments"] = json!([]), "declare the rest in arguments"),
+        ("argsize", Some(Conditional(5)), |m| m["arguments"][0]["zeros"] = json!(3), "arguments"),
+        ("argtype", Some(Conditional(5)), |m| m["arguments"][0] = json!({"name": "c", "value": 0.5}), "refuses the type"),
+        ("extra", Some(Conditional(5)), |m| m["arguments"] = json!([{"name": "c", "zeros": 5}, {"name": "p", "value": 0.7}]),
+            "check arguments"),
+        ("twokinds", Some(Conditional(5)), |m| m["arguments"][0]["value"] = json!(1.0), "('c') needs exactly one"),
+        ("argkey", Some(Conditional(5)), |m| m["arguments"][0]["zero"] = json!(5), "unknown field `zero`"),
+        ("argname", Some(Conditional(5)), |m| m["arguments"][0]["name"] = json!(" "), "arguments[0].name"),
+        ("layout", Some(Nhwc), |m| m["output"]["layout"] = json!("NCHW"), "output.layout is NCHW"),
+        ("layoutname", Some(Nhwc), |m| m["output"]["layout"] = json!("NWHC"), "output.layout 'NWHC'"),
+        ("bytes", Some(Bytes), |m| m["output"]["range"] = json!([-1.0, 1.0]), "output.range"),
+        ("outresize", None, |m| m["output"]["resize"] = json!("bilinear"), "output.resize"),
+        ("first", None, |m| m["first_layer"] = json!("main.0.weight"), "first_layer 'main.0.weight'"),
+    ];
+    for (name, form, edit, needle) in cases {
+        let gen = match form {
+            Some(f) => toy::generator_form(dir.path(), name, f, 8, [3, 8, 8]),
+            None => toy::generator_sized(dir.path(), name, 8, [3, 8, 8]),
+        };
+        toy::edit_sidecar(&gen, edit);
+        let err = failure(&run(&e, &sample(&gen.display().to_string(), 2, 0)), "gen");
+        assert_eq!(err.kind, ErrorKind::Model, "{name}: {err:?}");
+        let msg = &err.message;
+        assert!(msg.contains(needle) && msg.contains(&format!("{name}.json")), "{name}: {msg}");
+        assert!(!msg.contains('\n'), "{name}: a torch trace leaked into the message: {msg}");
+    }
+}
+
+#[test]
+fn classifier_schemas_and_input_policies_that_do_not_fit_are_refused_naming_the_field() {
+    let (dir, gen, _) = world();
+    let e = evaluator(product_registry());
+    let cases: [(&str, bool, fn(&mut serde_json::Value), &str); 10] = [
+        ("both", true, |m| m["groups"] = json!([{"name": "red", "classes": ["no", "yes"]}]), "not both"),
+        ("neither", true, |m| m["attributes"] = json!(null), "groups (single-label) or attributes"),
+        ("empty", true, |m| m["attributes"] = json!([]), "attributes is empty"),
+        ("twice", true, |m| m["attributes"] = json!(["red", "red"]), "attributes[1]: 'red' is listed twice"),
+        ("dotted", true, |m| m["attributes"] = json!(["red.ish", "blue"]), "attributes[0] 'red.ish'"),
+        ("count", true, |m| m["attributes"] = json!(["red", "blue", "green"]), "lists 3 attributes"),
+        ("kind", true, |m| m["output"] = json!("probabilities"), "\"output\": \"logits\""),
+        ("resize", true, |m| m["input"]["resize"] = json!("cubic"), "input.resize 'cubic'"),
+        ("inlayout", true, |m| m["input"]["layout"] = json!("CHW"), "input.layout 'CHW'"),
+        ("classes", false, |m| m["groups"][0]["classes"] = json!(["no", "no"]), "lists class 'no' twice"),
+    ];
+    for (name, multi, edit, needle) in cases {
+        let clf = match multi {
+            true => toy::attribute_classifier(dir.path(), name, true),
+            false => toy::classifier_sized(dir.path(), name, 8, 8),
+        };
+        toy::edit_sidecar(&clf, edit);
+        let err = failure(&run(&e, &labelled(&gen, &clf.display().to_string(), 2)), "clf");
+        assert_eq!(err.kind, ErrorKind::Model, "{name}: {err:?}");
+        let msg = &err.message;
+        assert!(msg.contains(needle) && msg.contains(&format!("{name}.json")), "{name}: {msg}");
+    }
+    // `resize: none` takes only images of the input size: 8 x 8 pictures for a 16 x 16 input are refused.
+    let strict = toy::attribute_classifier(dir.path(), "strict", true);
+    toy::edit_sidecar(&strict, |m| {
+        m["input"]["height"] = json!(16);
+        m["input"]["width"] = json!(16);
+        m["input"]["resize"] = json!("none");
+    });
+    let err = failure(&run(&e, &labelled(&gen, &strict.display().to_string(), 2)), "clf");
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err:?}");
+    assert!(err.message.contains("input.resize is none") && err.message.contains("strict.json"), "{}", err.message);
+    // Both resampling policies bring 8 x 8 pictures to a 16 x 16 input.
+    for policy in ["bilinear", "antialias"] {
+        let c = toy::attribute_classifier(dir.path(), policy, true);
+        toy::edit_sidecar(&c, |m| {
+            m["input"]["height"] = json!(16);
+            m["input"]["width"] = json!(16);
+            m["input"]["resize"] = json!(policy);
+        });
+        let r = run(&e, &labelled(&gen, &c.display().to_string(), 6));
+        assert!(r.ok(), "{policy}: {:?}", r.status);
+        assert_eq!(tensor(&r, "clf", "labels").size(), [6, 4]);
+    }
+}

@@ -26,6 +26,8 @@ pub struct CacheStats {
     pub budget: u64,
     /// Entries evicted (or not kept because too large) since the counter was last taken.
     pub evicted: u64,
+    /// The disk cache's figures, when the evaluator has one.
+    pub disk: Option<crate::disk_cache::DiskStats>,
 }
 
 pub struct OutputCache {
@@ -92,7 +94,7 @@ impl OutputCache {
     /// Current contents, and the evictions counted since the last call (the counter restarts).
     pub fn take_stats(&mut self) -> CacheStats {
         let evicted = std::mem::take(&mut self.evicted);
-        CacheStats { entries: self.entries.len(), bytes: self.bytes, budget: self.budget, evicted }
+        CacheStats { entries: self.entries.len(), bytes: self.bytes, budget: self.budget, evicted, disk: None }
     }
 
     pub fn contains(&self, key: &Key) -> bool {

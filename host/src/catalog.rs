@@ -33,6 +33,7 @@ pub fn nodes_json(registry: &Registry) -> serde_json::Value {
             serde_json::json!({
                 "id": d.id.as_str(), "version": d.version.as_str(), "display_name": d.display_name.as_str(),
                 "category": d.category.as_str(), "description": d.description.as_str(), "volatile": d.volatile,
+                "cacheable": nt.cacheable(),
                 "inputs": ports(&d.inputs), "outputs": ports(&d.outputs), "params": params,
                 "plugin": registry.plugins[nt.plugin].path.display().to_string(),
             })

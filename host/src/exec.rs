@@ -3,20 +3,29 @@
 //! A node's cache key is its type and version, the device, its parameter values and, recursively, its inputs'
 //! keys (never its id), so two runs that differ in one parameter re-run only that node and what depends on it.
 //! Volatile nodes get a per-run nonce in their key. A failing node stops only its dependents.
+//!
+//! With a disk cache ([`Evaluator::set_disk_cache`]), results of cacheable nodes are also kept on disk under a key
+//! that adds the providing plugins' build ids and the size and time of files named by path parameters, so a later
+//! process loads them instead of running the node. Model outputs are not stored: when a node that runs needs one,
+//! the evaluator re-creates it by calling the node without inputs in a run that reads as cancelled, taking the
+//! models it loaded through the shared model cache (nodes load models first, so this costs a model load); when that
+//! gives no model, the node runs.
 
 use crate::cache::{CacheStats, Key, OutputCache};
+use crate::disk_cache::DiskCache;
 use crate::plugins::Registry;
 use crate::validate::Plan;
 use abi_stable::std_types::{RNone, ROption, RSome, RStr, RErr, ROk};
 use crossbeam::channel::{unbounded, Sender};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use subspace_sdk::{
-    DeviceSpec, ErrorKind, HostServices, HostServices_TO, ModelRef, NamedValue, NodeContext, NodeError, Value,
+    DeviceSpec, ErrorKind, HostServices, HostServices_TO, ModelRef, NamedValue, NodeContext, NodeError, ParamKind,
+    Value,
 };
 
 /// A node's outputs, shared between the cache and the run report.
@@ -55,6 +64,10 @@ pub struct RunReport {
     pub cancelled: bool,
     /// The evaluator's cache after the run, and what it evicted during it.
     pub cache: CacheStats,
+    /// Nodes whose results came from the disk cache (their status is `Cached`).
+    pub from_disk: BTreeSet<String>,
+    /// Disk-cache problems met during the run (corrupt entries ignored, writes that failed); none stops it.
+    pub warnings: Vec<String>,
     pub seconds: f64,
 }
 
@@ -117,6 +130,7 @@ pub struct Evaluator {
     /// Worker threads for independent nodes, at most [`MAX_WORKERS`] (larger values are clamped).
     pub workers: usize,
     cache: Mutex<OutputCache>,
+    disk: Option<DiskCache>,
     models: Mutex<HashMap<String, ModelRef>>,
     runs: AtomicU64,
 }
@@ -128,6 +142,7 @@ impl Evaluator {
             device,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8),
             cache: Mutex::new(OutputCache::new(crate::cache::DEFAULT_BUDGET)),
+            disk: None,
             models: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
         }
@@ -136,6 +151,11 @@ impl Evaluator {
     /// Bytes of node results the cache may hold across runs (least recently used evicted first).
     pub fn set_cache_budget(&self, bytes: u64) {
         lock(&self.cache).set_budget(bytes);
+    }
+
+    /// Keeps results of cacheable nodes in `cache` across processes too (`None`: in memory only, the default).
+    pub fn set_disk_cache(&mut self, cache: Option<DiskCache>) {
+        self.disk = cache;
     }
 
     /// Keys of the models nodes have loaded into the shared model cache.
@@ -183,6 +203,51 @@ impl Evaluator {
         (0..plan.nodes.len()).map(|i| key_of(plan, i, self.device, run, &mut keys)).collect()
     }
 
+    /// Disk-cache keys: for each cacheable node with no volatile node upstream, a hash of its cache key, its
+    /// plugin's build id, the size and time of the files its path parameters name, and the same of every node
+    /// upstream (so a rebuilt plugin or a replaced file anywhere above changes the key). `None` for the others.
+    fn disk_keys(&self, plan: &Plan, keys: &[Key]) -> Vec<Option<Key>> {
+        type Memo = Vec<Option<(Key, bool)>>;
+        fn lineage(e: &Evaluator, plan: &Plan, keys: &[Key], i: usize, memo: &mut Memo) -> (Key, bool) {
+            if let Some(l) = memo[i] {
+                return l;
+            }
+            let n = &plan.nodes[i];
+            let d = &n.node_type.descriptor;
+            let mut volatile = d.volatile;
+            let mut h = blake3::Hasher::new();
+            h.update(DISK_KEY_FORMAT);
+            h.update(&keys[i]);
+            if let Some(p) = e.registry.plugins.get(n.node_type.plugin) {
+                h.update(&p.build_id);
+            }
+            for p in &n.params {
+                let path = d.params.iter().any(|s| s.name == p.name && matches!(s.kind, ParamKind::Path));
+                if let (true, Value::Text(t)) = (path, &p.value) {
+                    if let Some(stamp) = file_stamp(t.as_str()) {
+                        h.update(format!("\0{}\0{stamp}", p.name).as_bytes());
+                    }
+                }
+            }
+            for (port, (src, _)) in &n.inputs {
+                let (k, v) = lineage(e, plan, keys, *src, memo);
+                volatile |= v;
+                h.update(port.as_bytes());
+                h.update(&k);
+            }
+            let l = (*h.finalize().as_bytes(), volatile);
+            memo[i] = Some(l);
+            l
+        }
+        let mut memo = vec![None; plan.nodes.len()];
+        (0..plan.nodes.len())
+            .map(|i| {
+                let (k, volatile) = lineage(self, plan, keys, i, &mut memo);
+                (plan.nodes[i].node_type.cacheable() && !volatile).then_some(k)
+            })
+            .collect()
+    }
+
     /// Runs `plan`: only what its requested outputs need, re-using the cache.
     pub fn run(&self, plan: &Plan, opts: &RunOptions) -> RunReport {
         let started = Instant::now();
@@ -195,26 +260,106 @@ impl Evaluator {
         };
 
         // Walk back from the requested outputs; a cached node cuts the walk (its inputs are not needed).
+        let disk_keys = if self.disk.is_some() { self.disk_keys(plan, &keys) } else { vec![None; plan.nodes.len()] };
+        let warnings = Mutex::new(Vec::new());
+        let warn = |node: &str, message: String| {
+            emit(Event::NodeLog { node: node.to_string(), message: format!("warning: {message}") });
+            lock(&warnings).push(format!("{node}: {message}"));
+        };
         let mut values: HashMap<usize, Outputs> = HashMap::new();
         let mut status: BTreeMap<String, NodeStatus> = BTreeMap::new();
+        let mut from_disk = BTreeSet::new();
         let mut to_run: Vec<usize> = Vec::new();
-        {
-            let mut cache = lock(&self.cache);
-            let mut seen = HashSet::new();
-            let mut stack: Vec<usize> = plan.requested.iter().map(|(i, _)| *i).collect();
+        // Disk hits that lack their model outputs, until it is known whether a node that runs needs one.
+        let mut partial: BTreeMap<usize, Vec<crate::disk_cache::Slot>> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<usize> = plan.requested.iter().map(|(i, _)| *i).collect();
+        loop {
             while let Some(i) = stack.pop() {
                 if !seen.insert(i) {
                     continue;
                 }
-                if let Some(outputs) = cache.get(&keys[i]) {
+                let id = &plan.nodes[i].id;
+                if let Some(outputs) = lock(&self.cache).get(&keys[i]) {
                     values.insert(i, outputs);
-                    status.insert(plan.nodes[i].id.clone(), NodeStatus::Cached);
-                    emit(Event::NodeCached { node: plan.nodes[i].id.clone() });
+                    status.insert(id.clone(), NodeStatus::Cached);
+                    emit(Event::NodeCached { node: id.clone() });
                     continue;
+                }
+                if let (Some(disk), Some(dk)) = (&self.disk, &disk_keys[i]) {
+                    match disk.load(dk, &plan.nodes[i].node_type.descriptor, self.device.to_tch()) {
+                        Ok(Some(slots)) if slots.iter().all(|(_, v)| v.is_some()) => {
+                            let outputs = whole(slots);
+                            lock(&self.cache).insert(keys[i], outputs.clone());
+                            values.insert(i, outputs);
+                            status.insert(id.clone(), NodeStatus::Cached);
+                            from_disk.insert(id.clone());
+                            emit(Event::NodeCached { node: id.clone() });
+                            emit(Event::NodeLog { node: id.clone(), message: "loaded from the disk cache".into() });
+                            continue;
+                        }
+                        Ok(Some(slots)) => {
+                            partial.insert(i, slots);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(why) => warn(id, format!("ignored a disk-cache entry ({why}); running the node")),
+                    }
                 }
                 to_run.push(i);
                 stack.extend(plan.nodes[i].inputs.values().map(|(s, _)| *s));
             }
+            // A partial hit whose model output a running node (or the request) needs gets its models back, or runs.
+            let mut grew = false;
+            for i in partial.keys().copied().collect::<Vec<_>>() {
+                let needed = |port: &str| {
+                    plan.requested.iter().any(|(r, p)| *r == i && p.as_deref().map_or(true, |p| p == port))
+                        || to_run.iter().any(|&j| plan.nodes[j].inputs.values().any(|(s, sp)| *s == i && sp == port))
+                };
+                if !partial[&i].iter().any(|(port, v)| v.is_none() && needed(port)) {
+                    continue;
+                }
+                let Some(mut slots) = partial.remove(&i) else { continue };
+                let id = &plan.nodes[i].id;
+                let ports: Vec<String> = slots.iter().filter(|(_, v)| v.is_none()).map(|(p, _)| p.clone()).collect();
+                match self.restore_models(plan, i, &keys[i], &ports, opts) {
+                    Ok(models) => {
+                        for (port, v) in slots.iter_mut() {
+                            if v.is_none() {
+                                *v = models.get(port.as_str()).cloned();
+                            }
+                        }
+                        let outputs = whole(slots);
+                        lock(&self.cache).insert(keys[i], outputs.clone());
+                        values.insert(i, outputs);
+                        status.insert(id.clone(), NodeStatus::Cached);
+                        from_disk.insert(id.clone());
+                        emit(Event::NodeCached { node: id.clone() });
+                        let message = "loaded from the disk cache (models loaded again)".to_string();
+                        emit(Event::NodeLog { node: id.clone(), message });
+                    }
+                    Err(why) => {
+                        let message = format!("disk-cache entry without its models ({why}); running the node");
+                        emit(Event::NodeLog { node: id.clone(), message });
+                        to_run.push(i);
+                        stack.extend(plan.nodes[i].inputs.values().map(|(s, _)| *s));
+                        grew = true;
+                    }
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        // The rest are used without their models (never needed); they stay out of the memory cache, which holds
+        // whole results only.
+        for (i, slots) in partial {
+            let id = &plan.nodes[i].id;
+            values.insert(i, Arc::new(slots.into_iter().filter_map(|(n, v)| Some(NamedValue::new(&n, v?))).collect()));
+            status.insert(id.clone(), NodeStatus::Cached);
+            from_disk.insert(id.clone());
+            emit(Event::NodeCached { node: id.clone() });
+            emit(Event::NodeLog { node: id.clone(), message: "loaded from the disk cache".into() });
         }
         let to_run_set: HashSet<usize> = to_run.iter().copied().collect();
         let mut waiting: HashMap<usize, usize> = to_run
@@ -231,7 +376,7 @@ impl Evaluator {
         let scoped = crossbeam::scope(|scope| {
             let (job_tx, job_rx) = unbounded::<(usize, Vec<NamedValue>)>();
             let (done_tx, done_rx) = unbounded::<(usize, Result<Vec<NamedValue>, NodeError>, f64)>();
-            let keys = &keys;
+            let (keys, disk_keys, warn) = (&keys, &disk_keys, &warn);
             let mut spawned = 0;
             for w in 0..self.workers.clamp(1, MAX_WORKERS) {
                 let job_rx = job_rx.clone();
@@ -240,7 +385,18 @@ impl Evaluator {
                     for (i, inputs) in job_rx {
                         let t = Instant::now();
                         let result = self.evaluate_node(plan, i, &inputs, &keys[i], opts);
-                        let _ = done_tx.send((i, result, t.elapsed().as_secs_f64()));
+                        let seconds = t.elapsed().as_secs_f64();
+                        let store = match (&self.disk, &disk_keys[i], &result) {
+                            (Some(disk), Some(dk), Ok(out)) => Some((disk, dk, out.clone())),
+                            _ => None,
+                        };
+                        let _ = done_tx.send((i, result, seconds));
+                        // Written after the node is reported done, so that its dependents start meanwhile.
+                        if let Some((disk, dk, out)) = store {
+                            if let Err(why) = disk.store(dk, &plan.nodes[i].node_type.descriptor, &out) {
+                                warn(&plan.nodes[i].id, format!("not kept in the disk cache: {why}"));
+                            }
+                        }
                     }
                 });
                 // The system may refuse threads; run with those it gave rather than abort.
@@ -351,33 +507,67 @@ impl Evaluator {
             outputs.entry(id.clone()).or_insert_with(Vec::new).extend(list);
         }
         outputs.retain(|_, v| !v.is_empty());
-        let cache = lock(&self.cache).take_stats();
-        RunReport { status, outputs, missing, cancelled: opts.cancel.is_cancelled(), cache, seconds: started.elapsed().as_secs_f64() }
+        let mut cache = lock(&self.cache).take_stats();
+        cache.disk = self.disk.as_ref().map(DiskCache::take_stats);
+        let warnings = warnings.into_inner().unwrap_or_else(|p| p.into_inner());
+        let cancelled = opts.cancel.is_cancelled();
+        let seconds = started.elapsed().as_secs_f64();
+        RunReport { status, outputs, missing, cancelled, cache, from_disk, warnings, seconds }
+    }
+
+    /// The model outputs `ports` of node `i`, re-created for a disk hit: the node is called without inputs in a
+    /// run that reads as cancelled, so it stops at its first look at an input or at cancellation; the models it
+    /// loaded through the shared model cache by then are matched to the ports by kind (one model per kind). An
+    /// error says why not; then the node runs.
+    fn restore_models(
+        &self,
+        plan: &Plan,
+        i: usize,
+        key: &Key,
+        ports: &[String],
+        opts: &RunOptions,
+    ) -> Result<HashMap<String, Value>, String> {
+        let n = &plan.nodes[i];
+        let captured = Mutex::new(Vec::new());
+        let cancelled = CancelToken::default();
+        cancelled.cancel();
+        let models = &self.models;
+        let services = Services { node: &n.id, events: None, cancel: &cancelled, models, captured: Some(&captured) };
+        let returned = self.call(plan, i, &[], key, &services, opts);
+        let mut captured = captured.into_inner().unwrap_or_else(|p| p.into_inner());
+        captured.sort_by(|a, b| a.0.cmp(&b.0));
+        captured.dedup_by(|a, b| a.0 == b.0);
+        let mut found = HashMap::new();
+        for port in ports {
+            let model = match &returned {
+                // A node that needs no input finishes: its own outputs.
+                Ok(out) => out.iter().find(|v| v.name.as_str() == port).and_then(|v| match &v.value {
+                    Value::Model(m) => Some(m.clone()),
+                    _ => None,
+                }),
+                Err(_) => {
+                    let ty = n.node_type.descriptor.find_output(port).map(|p| p.ty.to_string()).unwrap_or_default();
+                    let mut of_kind = captured.iter().filter(|(_, m)| m.kind().as_str() == ty);
+                    match (of_kind.next(), of_kind.next()) {
+                        (Some((_, m)), None) => Some(m.clone()),
+                        (None, _) => None,
+                        (Some(_), Some(_)) => return Err(format!("it loaded several models of kind {ty}")),
+                    }
+                }
+            };
+            let model = model.ok_or_else(|| format!("it loaded no model for its output '{port}' before stopping"))?;
+            found.insert(port.clone(), Value::Model(model));
+        }
+        Ok(found)
     }
 
     /// Runs one node in its plugin and checks what it returned.
     fn evaluate_node(&self, plan: &Plan, i: usize, inputs: &[NamedValue], key: &Key, opts: &RunOptions) -> Result<Vec<NamedValue>, NodeError> {
         let n = &plan.nodes[i];
         let d = &n.node_type.descriptor;
-        let plugin = &self.registry.plugins[n.node_type.plugin];
-        let services = Services { node: &n.id, events: opts.events.as_ref(), cancel: &opts.cancel, models: &self.models };
-        let out_dir = opts.out_dir.to_string_lossy().to_string();
-        let seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
-        let ctx = NodeContext {
-            node_id: RStr::from(n.id.as_str()),
-            device: self.device,
-            seed,
-            out_dir: RStr::from(out_dir.as_str()),
-            services: HostServices_TO::from_const(&services, abi_stable::sabi_trait::TD_Opaque),
-        };
-        let call = catch_unwind(AssertUnwindSafe(|| {
-            (plugin.evaluate)(d.id.as_rstr(), inputs.into(), n.params.as_slice().into(), &ctx)
-        }));
-        let outputs = match call {
-            Ok(ROk(out)) => out.into_vec(),
-            Ok(RErr(e)) => return Err(e),
-            Err(_) => return Err(NodeError::new(ErrorKind::Panic, "the host panicked while calling this node")),
-        };
+        let (events, cancel, models) = (opts.events.as_ref(), &opts.cancel, &self.models);
+        let services = Services { node: &n.id, events, cancel, models, captured: None };
+        let outputs = self.call(plan, i, inputs, key, &services, opts)?;
         for p in d.outputs.iter() {
             match outputs.iter().find(|v| v.name == p.name) {
                 None => return Err(NodeError::internal(format!("node did not produce its output '{}'", p.name)).at(p.name.as_str())),
@@ -389,6 +579,60 @@ impl Evaluator {
         }
         Ok(outputs)
     }
+
+    /// Calls node `i` in its plugin with `inputs` and `services`, catching a panic.
+    fn call(
+        &self,
+        plan: &Plan,
+        i: usize,
+        inputs: &[NamedValue],
+        key: &Key,
+        services: &Services<'_>,
+        opts: &RunOptions,
+    ) -> Result<Vec<NamedValue>, NodeError> {
+        let n = &plan.nodes[i];
+        let d = &n.node_type.descriptor;
+        let plugin = &self.registry.plugins[n.node_type.plugin];
+        let out_dir = opts.out_dir.to_string_lossy().to_string();
+        let seed = u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
+        let ctx = NodeContext {
+            node_id: RStr::from(n.id.as_str()),
+            device: self.device,
+            seed,
+            out_dir: RStr::from(out_dir.as_str()),
+            services: HostServices_TO::from_const(services, abi_stable::sabi_trait::TD_Opaque),
+        };
+        let call = catch_unwind(AssertUnwindSafe(|| {
+            (plugin.evaluate)(d.id.as_rstr(), inputs.into(), n.params.as_slice().into(), &ctx)
+        }));
+        match call {
+            Ok(ROk(out)) => Ok(out.into_vec()),
+            Ok(RErr(e)) => Err(e),
+            Err(_) => Err(NodeError::new(ErrorKind::Panic, "the host panicked while calling this node")),
+        }
+    }
+}
+
+/// Versions the disk keys: bumped when what goes into them changes, so old entries are never read.
+const DISK_KEY_FORMAT: &[u8] = b"subspace disk cache key 1\0";
+
+/// Size and modification time (ns since the epoch) of the file `value` names, if it names one from here, with
+/// those of the `.json` beside it (a model's sidecar, docs/MODELS.md) when there is one.
+fn file_stamp(value: &str) -> Option<String> {
+    let stamp = |p: &std::path::Path| -> Option<String> {
+        let m = std::fs::metadata(p).ok().filter(|m| m.is_file())?;
+        let nanos = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        Some(format!("{}:{nanos}", m.len()))
+    };
+    let path = std::path::Path::new(value);
+    let sidecar = path.with_extension("json");
+    let beside = if sidecar != path { stamp(&sidecar).unwrap_or_default() } else { String::new() };
+    Some(format!("{}\0{beside}", stamp(path)?))
+}
+
+/// A disk hit's outputs, every one present.
+fn whole(slots: Vec<crate::disk_cache::Slot>) -> Outputs {
+    Arc::new(slots.into_iter().filter_map(|(n, v)| Some(NamedValue::new(&n, v?))).collect())
 }
 
 /// The host services one running node sees.
@@ -397,6 +641,8 @@ struct Services<'a> {
     events: Option<&'a Sender<Event>>,
     cancel: &'a CancelToken,
     models: &'a Mutex<HashMap<String, ModelRef>>,
+    /// While models are re-created for a disk hit: every model the node gets from or puts in the shared cache.
+    captured: Option<&'a Mutex<Vec<(String, ModelRef)>>>,
 }
 
 impl HostServices for Services<'_> {
@@ -415,11 +661,19 @@ impl HostServices for Services<'_> {
     }
     fn cached_model(&self, key: RStr<'_>) -> ROption<ModelRef> {
         match lock(self.models).get(key.as_str()) {
-            Some(m) => RSome(m.clone()),
+            Some(m) => {
+                if let Some(c) = self.captured {
+                    lock(c).push((key.to_string(), m.clone()));
+                }
+                RSome(m.clone())
+            }
             None => RNone,
         }
     }
     fn cache_model(&self, key: RStr<'_>, model: ModelRef) {
+        if let Some(c) = self.captured {
+            lock(c).push((key.to_string(), model.clone()));
+        }
         lock(self.models).insert(key.into(), model);
     }
 }

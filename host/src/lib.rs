@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod disk_cache;
 pub mod exec;
 pub mod graph;
 pub mod plugins;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod validate;
 
 pub use cache::CacheStats;
+pub use disk_cache::{DiskCache, DiskStats};
 pub use exec::{CancelToken, Evaluator, Event, NodeStatus, RunOptions, RunReport};
 pub use graph::Graph;
 pub use plugins::Registry;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subspace_host::{exec::Event, preset, validate_with, Evaluator, Graph, NodeStatus, PresetSearch, Registry};
-use subspace_host::{catalog, report, RunOptions};
+use subspace_host::{catalog, report, DiskCache, RunOptions};
 
 mod serve;
 
@@ -75,6 +75,16 @@ enum Command {
         /// Bytes of node results kept in memory for re-use (e.g. 512MiB, 4GiB); least recently used go first.
         #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
         cache_budget: u64,
+        /// Folder of the disk cache, where results of cacheable nodes (sampling, labelling, fits) are kept for
+        /// later runs [default: OUT/.cache].
+        #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+        cache: Option<PathBuf>,
+        /// Keep no results on disk and load none.
+        #[arg(long)]
+        no_cache: bool,
+        /// Bytes the disk cache folder may hold (e.g. 1GiB); least recently used entries go first.
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+        disk_budget: u64,
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
@@ -94,11 +104,31 @@ enum Command {
         /// used go first.
         #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
         cache_budget: u64,
+        /// Folder of the disk cache, where results of cacheable nodes (sampling, labelling, fits) are kept for
+        /// later runs [default: OUT/.cache].
+        #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+        cache: Option<PathBuf>,
+        /// Keep no results on disk and load none.
+        #[arg(long)]
+        no_cache: bool,
+        /// Bytes the disk cache folder may hold (e.g. 1GiB); least recently used entries go first.
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+        disk_budget: u64,
     },
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("'{s}' is not a size like 512MiB or 4GiB: {e}"))
+}
+
+/// The disk cache of `run` and `serve`: `--cache DIR`, else `OUT/.cache`; none with `--no-cache`, or when the
+/// folder cannot be used (a warning says why; the run goes on without it).
+fn disk_cache(cache: &Option<PathBuf>, no_cache: bool, out: &Path, budget: u64) -> Option<DiskCache> {
+    if no_cache {
+        return None;
+    }
+    let dir = cache.clone().unwrap_or_else(|| out.join(".cache"));
+    DiskCache::open(&dir, budget).map_err(|e| eprintln!("warning: no disk cache: {e}")).ok()
 }
 
 /// Creates `out` and proves it writable before anything runs, so a long run cannot end with nowhere to write.
@@ -183,12 +213,13 @@ fn try_main() -> Result<()> {
                 }
             }
         }
-        Command::Serve { graphs, out, port, cache_budget } => {
+        Command::Serve { graphs, out, port, cache_budget, cache, no_cache, disk_budget } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             anyhow::ensure!(graphs.is_dir(), "--graphs {}: not a folder", graphs.display());
             ensure_writable(out)?;
-            let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, *cache_budget)?);
+            let disk = disk_cache(cache, *no_cache, out, *disk_budget);
+            let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, *cache_budget, disk)?);
             editor.serve(*port, |addr| {
                 println!("graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)", graphs.display(), out.display());
                 use std::io::Write;
@@ -206,7 +237,7 @@ fn try_main() -> Result<()> {
                 print_presets(&list, &dirs);
             }
         }
-        Command::Run { graph, param, set, presets, out, workers, cache_budget, json } => {
+        Command::Run { graph, param, set, presets, out, workers, cache_budget, cache, no_cache, disk_budget, json } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             let dirs = preset_dirs(presets);
@@ -233,6 +264,7 @@ fn try_main() -> Result<()> {
             ensure_writable(out)?;
             let mut evaluator = Evaluator::new(registry, device);
             evaluator.set_cache_budget(*cache_budget);
+            evaluator.set_disk_cache(disk_cache(cache, *no_cache, out, *disk_budget));
             if let Some(w) = workers {
                 evaluator.workers = *w as usize;
             }

@@ -6,7 +6,7 @@ use abi_stable::library::lib_header_from_path;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RVec};
-use subspace_sdk::module::v1_0;
+use subspace_sdk::module::{v1_0, v1_1};
 use subspace_sdk::{BuildInfo, NamedValue, NodeContext, NodeDescriptor, NodeError, PluginAbout, PluginModuleRef};
 
 /// A plugin's node entry point: `(node type id, inputs, parameters, context)` to named outputs.
@@ -26,6 +26,11 @@ pub struct Plugin {
     /// The plugin's name, version and description; `None` for plugins built against SDK ABI 1.0.
     pub about: Option<PluginAbout>,
     pub nodes: Vec<NodeDescriptor>,
+    /// Each node's `subspace_sdk::module::flags`, in the order of `nodes` (all 0 before SDK ABI 1.2).
+    pub flags: Vec<u64>,
+    /// blake3 of the library file, read once at load: part of the disk cache's keys, so a rebuilt plugin never
+    /// reads results of its earlier build.
+    pub build_id: [u8; 32],
 }
 
 /// A node type and the plugin that provides it.
@@ -33,6 +38,15 @@ pub struct Plugin {
 pub struct NodeType {
     pub descriptor: NodeDescriptor,
     pub plugin: usize,
+    /// The node's `subspace_sdk::module::flags`.
+    pub flags: u64,
+}
+
+impl NodeType {
+    /// Declared cacheable (`d.cacheable()`) and not volatile: its results may be kept on disk.
+    pub fn cacheable(&self) -> bool {
+        self.flags & subspace_sdk::module::flags::CACHEABLE != 0 && !self.descriptor.volatile
+    }
 }
 
 /// Something wrong with a plugin file or with the set of plugins.
@@ -99,7 +113,7 @@ impl Registry {
         match open(path) {
             Ok(plugin) => {
                 let index = self.plugins.len();
-                for d in &plugin.nodes {
+                for (d, &flags) in plugin.nodes.iter().zip(&plugin.flags) {
                     let id = d.id.to_string();
                     if let Some(existing) = self.nodes.get(&id) {
                         self.problems.push(PluginProblem {
@@ -111,7 +125,7 @@ impl Registry {
                         });
                         continue;
                     }
-                    self.nodes.insert(id, NodeType { descriptor: d.clone(), plugin: index });
+                    self.nodes.insert(id, NodeType { descriptor: d.clone(), plugin: index, flags });
                 }
                 self.plugins.push(plugin);
             }
@@ -130,26 +144,40 @@ struct Entry {
     describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
     evaluate: EvaluateFn,
     about: Option<PluginAbout>,
+    node_flags: Option<extern "C" fn(RStr<'_>) -> u64>,
 }
 
 /// Opens the root module with today's layout, else with a frozen earlier one. abi_stable accepts a library whose
 /// prefix type has more fields than the host's (a newer plugin), not fewer, so a host keeps every earlier SDK
-/// minor's layout (`subspace_sdk::module::v1_0`, ...) and tries them in turn.
+/// minor's layout (`subspace_sdk::module::v1_1`, `v1_0`) and tries them newest first.
 fn entry(header: &abi_stable::library::LibHeader) -> Result<Entry, String> {
     let today = match header.init_root_module::<PluginModuleRef>() {
         Ok(m) => {
-            let about = m.about().map(|f| f());
-            return Ok(Entry { build_info: m.build_info(), describe: m.describe(), evaluate: m.evaluate(), about });
+            let (about, node_flags) = (m.about().map(|f| f()), m.node_flags());
+            let (build_info, describe, evaluate) = (m.build_info(), m.describe(), m.evaluate());
+            return Ok(Entry { build_info, describe, evaluate, about, node_flags });
         }
         Err(e) => e,
     };
+    if let Ok(m) = header.init_root_module::<v1_1::PluginModuleRef>() {
+        let about = m.about().map(|f| f());
+        let (build_info, describe, evaluate) = (m.build_info(), m.describe(), m.evaluate());
+        return Ok(Entry { build_info, describe, evaluate, about, node_flags: None });
+    }
     match header.init_root_module::<v1_0::PluginModuleRef>() {
-        Ok(m) => Ok(Entry { build_info: m.build_info(), describe: m.describe(), evaluate: m.evaluate(), about: None }),
+        Ok(m) => {
+            let (build_info, describe, evaluate) = (m.build_info(), m.describe(), m.evaluate());
+            Ok(Entry { build_info, describe, evaluate, about: None, node_flags: None })
+        }
         Err(_) => Err(format!("incompatible plugin ABI (the plugin was built against another SDK): {today}")),
     }
 }
 
 fn open(path: &Path) -> Result<Plugin, String> {
+    // Read once here: plugin files are a few MB, and hashing them costs milliseconds.
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let build_id = *blake3::hash(&bytes).as_bytes();
+    drop(bytes);
     let header = lib_header_from_path(path).map_err(|e| format!("not a Subspace plugin: {e}"))?;
     let entry = entry(header)?;
     let info = (entry.build_info)();
@@ -164,5 +192,6 @@ fn open(path: &Path) -> Result<Plugin, String> {
         ROk(list) => list.into_vec(),
         RErr(e) => return Err(format!("could not list its nodes: {e}")),
     };
-    Ok(Plugin { path: path.to_path_buf(), evaluate: entry.evaluate, info, about: entry.about, nodes })
+    let flags = nodes.iter().map(|d| entry.node_flags.map_or(0, |f| f(d.id.as_rstr()))).collect();
+    Ok(Plugin { path: path.to_path_buf(), evaluate: entry.evaluate, info, about: entry.about, nodes, flags, build_id })
 }

@@ -39,7 +39,10 @@ pub fn report_json(r: &RunReport) -> serde_json::Value {
         .map(|(k, s)| {
             let v = match s {
                 NodeStatus::Ran { seconds } => serde_json::json!({"status": "ran", "seconds": seconds}),
-                NodeStatus::Cached => serde_json::json!({"status": "cached"}),
+                NodeStatus::Cached => {
+                    let from = if r.from_disk.contains(k) { "disk" } else { "memory" };
+                    serde_json::json!({"status": "cached", "from": from})
+                }
                 NodeStatus::Failed { error } => serde_json::json!({"status": "failed", "error": error.to_string()}),
                 NodeStatus::Skipped { because } => serde_json::json!({"status": "skipped", "because": because}),
             };
@@ -52,7 +55,12 @@ pub fn report_json(r: &RunReport) -> serde_json::Value {
         .map(|(k, outs)| (k.clone(), outs.iter().map(|o| (o.name.to_string(), value_json(&o.value))).collect::<serde_json::Map<_, _>>().into()))
         .collect();
     let c = &r.cache;
-    let cache = serde_json::json!({"entries": c.entries, "bytes": c.bytes, "budget": c.budget, "evicted": c.evicted});
+    let disk = c.disk.map(|d| {
+        serde_json::json!({"entries": d.entries, "bytes": d.bytes, "budget": d.budget, "hits": d.hits,
+            "written": d.written, "evicted": d.evicted, "ignored": d.ignored, "warnings": r.warnings})
+    });
+    let cache = serde_json::json!({"entries": c.entries, "bytes": c.bytes, "budget": c.budget, "evicted": c.evicted,
+        "disk": disk});
     serde_json::json!({"ok": r.ok(), "seconds": r.seconds, "cancelled": r.cancelled, "missing": r.missing, "nodes": status,
         "outputs": outputs, "cache": cache})
 }
@@ -70,6 +78,9 @@ pub fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &Plan, rep
         let n = &plan.nodes[i];
         let (status, secs) = match report.status.get(&n.id) {
             Some(NodeStatus::Ran { seconds }) => ("ran".to_string(), format!("{seconds:.2}")),
+            Some(NodeStatus::Cached) if report.from_disk.contains(&n.id) => {
+                ("cached (disk)".to_string(), String::new())
+            }
             Some(NodeStatus::Cached) => ("cached".to_string(), String::new()),
             Some(NodeStatus::Failed { error }) => (format!("FAILED: {error}"), String::new()),
             Some(NodeStatus::Skipped { because }) => (format!("skipped ({because})"), String::new()),
@@ -85,6 +96,24 @@ pub fn write_run_report(out: &Path, graph: &Path, device: &str, plan: &Plan, rep
         bytesize::ByteSize(c.budget),
         c.evicted
     );
+    if let Some(d) = c.disk {
+        md += &format!(
+            "\nDisk cache: {} results loaded, {} written; {} entries, {} of a {} budget; {} evicted, {} ignored.\n",
+            d.hits,
+            d.written,
+            d.entries,
+            bytesize::ByteSize(d.bytes),
+            bytesize::ByteSize(d.budget),
+            d.evicted,
+            d.ignored
+        );
+        if !report.warnings.is_empty() {
+            md += "\n";
+        }
+        for w in &report.warnings {
+            md += &format!("- warning: {}\n", w.replace('\n', " "));
+        }
+    }
     if !report.missing.is_empty() {
         md += &format!("\nRequested outputs not produced: {}.\n", report.missing.join(", "));
     }

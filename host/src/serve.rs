@@ -145,11 +145,19 @@ fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 impl Editor {
-    pub fn new(registry: Arc<Registry>, device: subspace_sdk::DeviceSpec, graphs: &Path, out: &Path, cache_budget: u64) -> Result<Editor> {
+    pub fn new(
+        registry: Arc<Registry>,
+        device: subspace_sdk::DeviceSpec,
+        graphs: &Path,
+        out: &Path,
+        cache_budget: u64,
+        disk: Option<subspace_host::DiskCache>,
+    ) -> Result<Editor> {
         let graphs = graphs.canonicalize().with_context(|| format!("--graphs {}", graphs.display()))?;
         let out = out.canonicalize().with_context(|| format!("--out {}", out.display()))?;
-        let evaluator = Evaluator::new(registry.clone(), device);
+        let mut evaluator = Evaluator::new(registry.clone(), device);
         evaluator.set_cache_budget(cache_budget);
+        evaluator.set_disk_cache(disk);
         let last = last_run_number(&out);
         Ok(Editor {
             registry,

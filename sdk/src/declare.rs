@@ -75,6 +75,7 @@ pub trait Declared: Send + Sync + Sized + 'static {
 pub struct Declare {
     descriptor: NodeDescriptor,
     problems: Vec<String>,
+    flags: u64,
 }
 
 /// A typed handle to an input port.
@@ -208,6 +209,7 @@ impl Declare {
         Declare {
             descriptor: NodeDescriptor::new(info.id, info.version, info.name, info.category, info.doc),
             problems: Vec::new(),
+            flags: 0,
         }
     }
 
@@ -275,6 +277,15 @@ impl Declare {
     pub fn volatile(&mut self) {
         self.descriptor.volatile = true;
     }
+    /// The node's outputs depend only on its inputs, its parameters and the files those name, and are worth
+    /// keeping (sampling, labelling, fits): the host may store them on disk and reuse them in later runs
+    /// (`--cache`). Model outputs are not stored; the host re-creates them by calling the node without inputs in a
+    /// run that reads as cancelled and taking the models it loaded through [`Ctx::shared_model`], and runs the
+    /// node again when that gives no model. So load models with `shared_model` before anything slow. A node may
+    /// not be both volatile and cacheable.
+    pub fn cacheable(&mut self) {
+        self.flags |= crate::module::flags::CACHEABLE;
+    }
 }
 
 /// A [`Declared`] node as the plugin glue sees it: its handles and descriptor, built once.
@@ -282,13 +293,17 @@ pub struct DeclaredNode<T: Declared> {
     node: T,
     descriptor: NodeDescriptor,
     problems: Vec<String>,
+    flags: u64,
 }
 
 impl<T: Declared> Default for DeclaredNode<T> {
     fn default() -> Self {
         let mut d = Declare::new(&T::INFO);
         let node = T::declare(&mut d);
-        DeclaredNode { node, descriptor: d.descriptor, problems: d.problems }
+        if d.descriptor.volatile && d.flags & crate::module::flags::CACHEABLE != 0 {
+            d.problems.push("declared both volatile and cacheable".into());
+        }
+        DeclaredNode { node, descriptor: d.descriptor, problems: d.problems, flags: d.flags }
     }
 }
 
@@ -298,6 +313,9 @@ impl<T: Declared> Node for DeclaredNode<T> {
     }
     fn problems(&self) -> Vec<String> {
         self.problems.clone()
+    }
+    fn flags(&self) -> u64 {
+        self.flags
     }
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
         self.node.run(io, ctx)
@@ -501,6 +519,31 @@ mod tests {
         let e = Mode::from_param("mode", &Value::Text("c".into())).unwrap_err();
         assert!(e.message.contains("\"c\"") && e.message.contains("[\"a\", \"b\"]"), "{}", e.message);
         assert_eq!(Mode::B.to_string(), "b");
+    }
+
+    struct Kept<const VOLATILE: bool>;
+    impl<const VOLATILE: bool> Declared for Kept<VOLATILE> {
+        const INFO: NodeInfo = NodeInfo { id: "t.kept", version: "1.0.0", name: "Kept", category: "T", doc: "" };
+        fn declare(d: &mut Declare) -> Self {
+            if VOLATILE {
+                d.volatile();
+            }
+            d.cacheable();
+            Kept
+        }
+        fn run(&self, _: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn cacheable_is_a_flag_and_never_volatile() {
+        let kept = DeclaredNode::<Kept<false>>::default();
+        assert_eq!(kept.flags(), crate::module::flags::CACHEABLE);
+        assert!(kept.problems().is_empty(), "{:?}", kept.problems());
+        assert_eq!(DeclaredNode::<Twice>::default().flags(), 0);
+        let both = DeclaredNode::<Kept<true>>::default().problems();
+        assert_eq!(both, vec!["declared both volatile and cacheable".to_string()]);
     }
 
     #[test]

@@ -13,8 +13,15 @@ use abi_stable::{
 /// Bumped when a change breaks built plugins (the host refuses other majors).
 pub const SDK_ABI_MAJOR: u32 = 1;
 /// Bumped when fields are appended after the last prefix field (older plugins still load).
-/// 1.1 appended [`PluginModule::about`].
-pub const SDK_ABI_MINOR: u32 = 1;
+/// 1.1 appended [`PluginModule::about`], 1.2 [`PluginModule::node_flags`].
+pub const SDK_ABI_MINOR: u32 = 2;
+
+/// Bits of [`PluginModule::node_flags`]: what the host may do with a node type's results.
+pub mod flags {
+    /// The node's outputs depend only on its inputs, its parameters and the files those name: the host may keep
+    /// them on disk across runs (see [`crate::declare::Declare::cacheable`]).
+    pub const CACHEABLE: u64 = 1;
+}
 
 /// What a plugin was built against. The host refuses a plugin whose SDK major, libtorch version or C++ ABI
 /// differs from its own, naming the file and both versions.
@@ -88,6 +95,10 @@ pub struct PluginModule {
     /// against 1.0 lacks it; the host then reads `None`.
     #[sabi(missing_field(option))]
     pub about: extern "C" fn() -> PluginAbout,
+    /// Since SDK ABI 1.2: the [`flags`] of the node type with this id (0 for an unknown id). A plugin built against
+    /// 1.0 or 1.1 lacks it; the host then reads `None` and treats every node as having no flags.
+    #[sabi(missing_field(option))]
+    pub node_flags: extern "C" fn(RStr<'_>) -> u64,
 }
 
 /// What a plugin says of itself: its crate's name, version and description.
@@ -107,6 +118,39 @@ impl RootModule for PluginModuleRef {
     const BASE_NAME: &'static str = "subspace_plugin";
     const NAME: &'static str = "subspace_plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The root module exactly as SDK ABI 1.1 laid it out, frozen. Not for new plugins: the test plugin
+/// `subspace-test-sdk-1-1` exports it, to prove that a host of a later SDK still loads plugins built against 1.1.
+#[doc(hidden)]
+pub mod v1_1 {
+    use super::*;
+
+    /// The 1.1 root module: `build_info`, `describe`, `evaluate`, then `about`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginModule {
+        pub build_info: extern "C" fn() -> BuildInfo,
+        pub describe: extern "C" fn() -> RResult<RVec<NodeDescriptor>, NodeError>,
+        #[sabi(last_prefix_field)]
+        pub evaluate: extern "C" fn(
+            RStr<'_>,
+            RSlice<'_, NamedValue>,
+            RSlice<'_, NamedValue>,
+            &NodeContext<'_>,
+        ) -> RResult<RVec<NamedValue>, NodeError>,
+        #[sabi(missing_field(option))]
+        pub about: extern "C" fn() -> PluginAbout,
+    }
+
+    impl RootModule for PluginModuleRef {
+        declare_root_module_statics! {PluginModuleRef}
+        const BASE_NAME: &'static str = "subspace_plugin";
+        const NAME: &'static str = "subspace_plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
 }
 
 /// The root module exactly as SDK ABI 1.0 laid it out, frozen. Not for new plugins: the test plugin

@@ -26,6 +26,10 @@ pub trait Node: Send + Sync + 'static {
     fn problems(&self) -> Vec<String> {
         Vec::new()
     }
+    /// [`crate::module::flags`] bits: what the host may do with this node's results (0: nothing special).
+    fn flags(&self) -> u64 {
+        0
+    }
 }
 
 /// Inputs, parameters (already validated and defaulted by the host) and outputs of one evaluation.
@@ -231,6 +235,14 @@ extern "C" fn describe<P: PluginNodes>() -> RResult<RVec<NodeDescriptor>, NodeEr
     }
 }
 
+extern "C" fn node_flags<P: PluginNodes>(node_type: RStr<'_>) -> u64 {
+    // A panic must not unwind across the boundary; a node that cannot say has no flags.
+    catch_unwind(|| {
+        P::nodes().iter().find(|n| n.descriptor().id.as_str() == node_type.as_str()).map_or(0, |n| n.flags())
+    })
+    .unwrap_or(0)
+}
+
 extern "C" fn evaluate<P: PluginNodes>(
     node_type: RStr<'_>,
     inputs: RSlice<'_, NamedValue>,
@@ -256,6 +268,12 @@ extern "C" fn evaluate<P: PluginNodes>(
 
 /// Builds the root module for the node list `P`.
 pub fn plugin_module<P: PluginNodes>() -> PluginModuleRef {
-    PluginModule { build_info: build_info::<P>, describe: describe::<P>, evaluate: evaluate::<P>, about: about::<P> }
-        .leak_into_prefix()
+    PluginModule {
+        build_info: build_info::<P>,
+        describe: describe::<P>,
+        evaluate: evaluate::<P>,
+        about: about::<P>,
+        node_flags: node_flags::<P>,
+    }
+    .leak_into_prefix()
 }

@@ -13,11 +13,38 @@ pub fn release_dir() -> PathBuf {
     exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf()
 }
 
-/// A built library of the workspace, e.g. `subspace_test_nodes`.
+/// A built library of the workspace, e.g. `subspace_test_nodes`, checked to be newer than its sources (and the
+/// SDK's), so a test never runs against a stale plugin.
 pub fn library(name: &str) -> PathBuf {
     let p = release_dir().join(format!("lib{name}{}", std::env::consts::DLL_SUFFIX));
     assert!(p.exists(), "{} is missing: run `make build` (cargo build --release --workspace) before the tests", p.display());
+    let built = std::fs::metadata(&p).and_then(|m| m.modified()).expect("library time");
+    let root = repo_root();
+    let crate_dir = match name {
+        "acme_image_difference" => root.join("examples/third-party-plugin"),
+        _ => root.join("plugins").join(name.trim_start_matches("subspace_").trim_start_matches("plugin_").replace('_', "-")),
+    };
+    for dir in [crate_dir.join("src"), root.join("sdk/src")] {
+        if let Some((newest, file)) = newest_file(&dir) {
+            assert!(newest <= built, "{} is older than {}: run `make build` before the tests", p.display(), file.display());
+        }
+    }
     p
+}
+
+/// The most recently modified file under `dir`, with its time.
+fn newest_file(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let found = if path.is_dir() { newest_file(&path) } else { entry.metadata().ok()?.modified().ok().map(|t| (t, path)) };
+        if let Some(f) = found {
+            if newest.as_ref().map_or(true, |n| f.0 > n.0) {
+                newest = Some(f);
+            }
+        }
+    }
+    newest
 }
 
 /// The `subspace` binary.
@@ -157,8 +184,18 @@ pub mod toy {
     use tch::{CModule, Kind, Tensor};
 
     fn save(dir: &Path, name: &str, input: Tensor, f: impl Fn(&Tensor) -> Tensor, meta: serde_json::Value) -> PathBuf {
-        let mut closure = |xs: &[Tensor]| vec![f(&xs[0])];
-        let m = CModule::create_by_tracing("toy", "forward", &[input], &mut closure).unwrap();
+        save_many(dir, name, &[input], move |xs| vec![f(&xs[0])], meta)
+    }
+
+    /// Traces `f` over several inputs: forward(x0, x1, ...).
+    fn save_many(
+        dir: &Path,
+        name: &str,
+        inputs: &[Tensor],
+        mut f: impl FnMut(&[Tensor]) -> Vec<Tensor>,
+        meta: serde_json::Value,
+    ) -> PathBuf {
+        let m = CModule::create_by_tracing("toy", "forward", inputs, &mut f).unwrap();
         let path = dir.join(format!("{name}.pt"));
         m.save(&path).unwrap();
         std::fs::write(path.with_extension("json"), meta.to_string()).unwrap();
@@ -179,6 +216,54 @@ pub mod toy {
             "output": {"channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}});
         let input = Tensor::zeros([2, dim], (Kind::Float, tch::Device::Cpu));
         save(dir, name, input, move |z| z.matmul(&weights).tanh().view([-1, c, h, w]), meta)
+    }
+
+    /// How a twin of the toy generator takes its codes and gives its images; every form renders the same images
+    /// as `generator_sized` with the same `dim` and size (the same weights, rearranged).
+    #[derive(Clone, Copy, Debug)]
+    pub enum Form {
+        /// forward(z: N x dim x 1 x 1), a transposed convolution as in DCGAN: fails on N x dim.
+        Conv,
+        /// forward(z, c: N x k): adds c times a second weight, so that c = 0 gives the toy images.
+        Conditional(i64),
+        /// Images N x H x W x C.
+        Nhwc,
+        /// Images in [0, 255].
+        Bytes,
+    }
+
+    /// A twin of `generator_sized(dir, _, dim, [c, h, w])` in `form`, with a sidecar describing it.
+    pub fn generator_form(dir: &Path, name: &str, form: Form, dim: i64, [c, h, w]: [i64; 3]) -> PathBuf {
+        tch::manual_seed(3);
+        let cpu = (Kind::Float, tch::Device::Cpu);
+        let weights = Tensor::randn([dim, c * h * w], cpu);
+        let mut meta = serde_json::json!({"format": "subspace.generator/1", "name": "toy",
+            "latent": {"dim": dim, "distribution": "normal"},
+            "output": {"channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}});
+        let z = Tensor::zeros([2, dim], cpu);
+        let image = move |x: Tensor| x.tanh().view([-1, c, h, w]);
+        match form {
+            Form::Conv => {
+                meta["latent"]["shape"] = serde_json::json!([dim, 1, 1]);
+                let kernel = weights.view([dim, c, h, w]);
+                let f = move |z: &Tensor| z.conv_transpose2d(&kernel, None::<Tensor>, 1, 0, 0, 1, 1).tanh();
+                save(dir, name, Tensor::zeros([2, dim, 1, 1], cpu), f, meta)
+            }
+            Form::Conditional(k) => {
+                meta["arguments"] = serde_json::json!([{"name": "c", "zeros": k}]);
+                let wc = Tensor::randn([k, c * h * w], cpu);
+                let f = move |xs: &[Tensor]| vec![image(xs[0].matmul(&weights) + xs[1].matmul(&wc))];
+                save_many(dir, name, &[z, Tensor::zeros([2, k], cpu)], f, meta)
+            }
+            Form::Nhwc => {
+                meta["output"]["layout"] = "NHWC".into();
+                save(dir, name, z, move |z| image(z.matmul(&weights)).permute([0, 2, 3, 1]), meta)
+            }
+            Form::Bytes => {
+                meta["output"]["range"] = serde_json::json!([0.0, 255.0]);
+                save(dir, name, z, move |z| (image(z.matmul(&weights)) + 1.0) * 127.5, meta)
+            }
+        }
     }
 
     /// Rewrites the JSON sidecar beside `model` with `edit`.
@@ -211,6 +296,27 @@ pub mod toy {
         }, serde_json::json!({"format": "subspace.classifier/1", "name": "toy",
             "input": {"channels": 3, "height": height, "width": width, "range": [0.0, 1.0]},
             "output": "probabilities", "groups": groups}))
+    }
+
+    /// The toy classifier as two independent binary attributes `red` and `blue` (one logit, or one sigmoid, per
+    /// attribute): the same labels as `classifier` once each attribute becomes a no/yes group.
+    pub fn attribute_classifier(dir: &Path, name: &str, logits: bool) -> PathBuf {
+        attribute_classifier_in(dir, name, logits, false)
+    }
+
+    /// `attribute_classifier`, taking N x H x W x C images when `nhwc`.
+    pub fn attribute_classifier_in(dir: &Path, name: &str, logits: bool, nhwc: bool) -> PathBuf {
+        let w = Tensor::from_slice(&[40.0f32, 0.0, -40.0, -40.0, 0.0, 40.0]).view([3, 2]);
+        let meta = serde_json::json!({"format": "subspace.classifier/1", "name": "toy-attributes",
+            "input": {"channels": 3, "height": 8, "width": 8, "range": [0.0, 1.0],
+                      "layout": if nhwc { "NHWC" } else { "NCHW" }},
+            "output": if logits { "logits" } else { "probabilities" }, "attributes": ["red", "blue"]});
+        let (input, spatial) = if nhwc { ([2, 8, 8, 3], [1i64, 2]) } else { ([2, 3, 8, 8], [2i64, 3]) };
+        save(dir, name, Tensor::zeros(input, (Kind::Float, tch::Device::Cpu)), move |x| {
+            // softmax([-a, a]) is sigmoid(2a): twice the toy classifier's weights.
+            let s = x.mean_dim(spatial.as_slice(), false, Kind::Float).matmul(&w);
+            if logits { s } else { s.sigmoid() }
+        }, meta)
     }
 
     /// A classifier whose output leaves [0, 1].

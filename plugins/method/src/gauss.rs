@@ -39,6 +39,90 @@ fn einsum(eq: &str, ts: &[&Tensor]) -> Tensor {
     Tensor::einsum(eq, ts, None::<&[i64]>)
 }
 
+/// Label-weighted means (K x D) and covariances (K x D x D, with a small ridge), returned in double precision;
+/// refuses labels that disagree with the codes or the schema, or leave a class without samples.
+pub fn weighted_moments(z: &Tensor, labels: &Tensor, schema: &LabelSchema) -> Result<(Tensor, Tensor), NodeError> {
+    let (n, d) = (z.size()[0], z.size()[1]);
+    let k = labels.size()[1];
+    if labels.size()[0] != n {
+        return Err(NodeError::input("labels", format!("{} label rows for {n} codes", labels.size()[0])));
+    }
+    if schema.len() as i64 != k {
+        return Err(NodeError::input("labels", format!("labels have {k} columns, their schema {}", schema.len())));
+    }
+    let _guard = tch::no_grad_guard();
+    let w = labels.to_kind(Kind::Double); // N x K
+    let mass = w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double); // K
+    let small = mass.lt(1.0).nonzero();
+    if small.size()[0] > 0 {
+        let names = schema.class_names();
+        let which: Vec<String> =
+            Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
+        return Err(NodeError::input("labels", format!("no samples carry class(es) {which:?}: sample more codes")));
+    }
+    // Second moments of all classes as one matrix product per chunk of codes, (w_k z)^T z for every k at once,
+    // in single precision about the overall mean (codes near the origin lose nothing), summed in double.
+    let centre = z.to_kind(Kind::Double).mean_dim([0i64].as_slice(), true, Kind::Double);
+    let zc = (z.to_kind(Kind::Double) - &centre).to_kind(Kind::Float);
+    let wf = labels.to_kind(Kind::Float);
+    let chunk = (1i64 << 24) / (k * d).max(1); // N x K x D floats per chunk: 64 MiB
+    let mut second = Tensor::zeros([k * d, d], (Kind::Double, z.device()));
+    let mut first = Tensor::zeros([k, d], (Kind::Double, z.device()));
+    for s in (0..n).step_by(chunk.max(1) as usize) {
+        let len = chunk.max(1).min(n - s);
+        let (zb, wb) = (zc.narrow(0, s, len), wf.narrow(0, s, len));
+        let weighted = (wb.unsqueeze(2) * zb.unsqueeze(1)).view([len, k * d]); // N x (K D)
+        second += weighted.transpose(0, 1).matmul(&zb).to_kind(Kind::Double);
+        first += wb.transpose(0, 1).matmul(&zb).to_kind(Kind::Double);
+    }
+    let mean_c = first / mass.unsqueeze(1); // K x D, about the centre
+    let second = second.view([k, d, d]) / mass.view([k, 1, 1]);
+    let cov = second - mean_c.unsqueeze(2) * mean_c.unsqueeze(1);
+    let cov = (&cov + cov.transpose(1, 2)) * 0.5 + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
+    Ok(((mean_c + centre), cov))
+}
+
+/// Log posteriors within each attribute group from Mahalanobis distances (N x K), covariance log-determinants (K)
+/// and log weights (K); the Gaussian's normalising constant is shared by the classes and cancels.
+pub fn group_log_posteriors(quad: &Tensor, logdet: &Tensor, log_w: &Tensor, schema: &LabelSchema) -> Tensor {
+    let lp = (quad + logdet.unsqueeze(0)) * -0.5 + log_w.unsqueeze(0);
+    // Each group's log-sum-exp at once: its columns gathered into a G x C block padded with -inf (a few
+    // operations whatever the number of groups; this runs at every fitting step).
+    let sizes: Vec<usize> = schema.groups.iter().map(|g| g.classes.len()).collect();
+    let (g, c) = (sizes.len() as i64, sizes.iter().copied().max().unwrap_or(1) as i64);
+    let (mut cols, mut pad, mut group_of) = (Vec::new(), Vec::new(), Vec::new());
+    let mut start = 0i64;
+    for (gi, &n) in sizes.iter().enumerate() {
+        for j in 0..c {
+            cols.push(start + j.min(n as i64 - 1));
+            pad.push(j >= n as i64);
+        }
+        group_of.extend(std::iter::repeat(gi as i64).take(n));
+        start += n as i64;
+    }
+    let device = lp.device();
+    let cols = Tensor::from_slice(&cols).to_device(device);
+    let pad = Tensor::from_slice(&pad).to_device(device).view([1, g, c]);
+    let block = lp.index_select(1, &cols).view([-1, g, c]).masked_fill(&pad, f64::NEG_INFINITY);
+    let lse = block.logsumexp([2i64].as_slice(), false); // N x G
+    lp - lse.index_select(1, &Tensor::from_slice(&group_of).to_device(device))
+}
+
+/// Normalized likelihoods N x K in [0, 1] from Mahalanobis distances and log-determinants.
+pub fn normalize(
+    quad: &Tensor,
+    logdet: &Tensor,
+    log_w: &Tensor,
+    schema: &LabelSchema,
+    norm: Normalization,
+    d: i64,
+) -> Tensor {
+    match norm {
+        Normalization::Peak => (quad * (-0.5 / d as f64)).exp(),
+        Normalization::Group => group_log_posteriors(quad, logdet, log_w, schema).exp(),
+    }
+}
+
 impl Gaussians {
     /// Number of components K.
     pub fn k(&self) -> i64 {
@@ -63,34 +147,15 @@ impl Gaussians {
         rank: i64,
         norm: Normalization,
     ) -> Result<Self, NodeError> {
-        let (n, d) = (z.size()[0], z.size()[1]);
+        let d = z.size()[1];
         let k = labels.size()[1];
-        if labels.size()[0] != n {
-            return Err(NodeError::input("labels", format!("{} label rows for {n} codes", labels.size()[0])));
-        }
-        if schema.len() as i64 != k {
-            return Err(NodeError::input("labels", format!("labels have {k} columns, their schema {}", schema.len())));
-        }
         let rank = rank.clamp(0, d);
-        let z = z.to_kind(Kind::Double);
-        let w = labels.to_kind(Kind::Double); // N x K
-        let mass = w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double); // K
-        let small = mass.lt(1.0).nonzero();
-        if small.size()[0] > 0 {
-            let names = schema.class_names();
-            let which: Vec<String> =
-                Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
-            return Err(NodeError::input("labels", format!("no samples carry class(es) {which:?}: sample more codes")));
-        }
-        let mu = w.transpose(0, 1).matmul(&z) / mass.unsqueeze(1); // K x D
+        let (mu, covs) = weighted_moments(z, labels, &schema)?;
         let mut mus = Vec::new();
         let mut log_sds = Vec::new();
         let mut us = Vec::new();
         for c in 0..k {
-            let wc = w.select(1, c);
-            let x = &z - mu.get(c);
-            let cov = (x.shallow_clone() * wc.unsqueeze(1)).transpose(0, 1).matmul(&x) / mass.get(c)
-                + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
+            let cov = covs.get(c);
             let (u, var) = if rank == 0 {
                 (Tensor::zeros([d, 0], (Kind::Double, z.device())), cov.diagonal(0, 0, 1))
             } else {
@@ -159,25 +224,14 @@ impl Gaussians {
 
     /// Normalized likelihoods N x K in [0, 1].
     pub fn normalized(&self, z: &Tensor) -> Tensor {
-        match self.norm {
-            Normalization::Peak => {
-                let (quad, _) = self.mahalanobis(z);
-                (quad * (-0.5 / self.dim() as f64)).exp()
-            }
-            Normalization::Group => self.log_group_posteriors(z).exp(),
-        }
+        let (quad, logdet) = self.mahalanobis(z);
+        normalize(&quad, &logdet, &self.log_w, &self.schema, self.norm, self.dim())
     }
 
     /// Log posterior of every class within its group (N x K), whatever the normalization.
     pub fn log_group_posteriors(&self, z: &Tensor) -> Tensor {
-        let lp = self.log_density(z) + self.log_w.unsqueeze(0);
-        let parts: Vec<Tensor> = (0..self.schema.groups.len())
-            .map(|g| {
-                let r = self.schema.group_range(g);
-                lp.narrow(1, r.start as i64, r.len() as i64).log_softmax(1, Kind::Float)
-            })
-            .collect();
-        Tensor::cat(&parts, 1)
+        let (quad, logdet) = self.mahalanobis(z);
+        group_log_posteriors(&quad, &logdet, &self.log_w, &self.schema)
     }
 
     /// Reparameterised samples: row i from component `comp[i]`, z = mu + sd * e1 + U e2 (differentiable in the
@@ -330,12 +384,18 @@ pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
 
 /// Per-class AUC of the normalized likelihoods against hard labels (argmax within each group).
 pub fn class_aucs(g: &Gaussians, z: &Tensor, labels: &Tensor) -> Vec<Option<f64>> {
-    let _guard = tch::no_grad_guard();
-    let scores = g.normalized(z).to_kind(Kind::Double).to_device(tch::Device::Cpu);
+    let scores = tch::no_grad(|| g.normalized(z));
+    class_aucs_of(&scores, labels, &g.schema)
+}
+
+/// Per-class AUC of `scores` (N x K, higher = more likely the class) against hard labels (argmax within each
+/// group of `labels`).
+pub fn class_aucs_of(scores: &Tensor, labels: &Tensor, schema: &LabelSchema) -> Vec<Option<f64>> {
+    let scores = scores.to_kind(Kind::Double).to_device(tch::Device::Cpu);
     let labels = labels.to_device(tch::Device::Cpu);
     let mut out = Vec::new();
-    for (gi, group) in g.schema.groups.iter().enumerate() {
-        let r = g.schema.group_range(gi);
+    for (gi, group) in schema.groups.iter().enumerate() {
+        let r = schema.group_range(gi);
         let hard = labels.narrow(1, r.start as i64, r.len() as i64).argmax(1, false);
         let hard: Vec<i64> = Vec::try_from(&hard).unwrap_or_default();
         for c in 0..group.classes.len() {
@@ -358,6 +418,30 @@ mod tests {
         assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
         assert_eq!(roc_auc(&[0.9, 0.1], &[false, true]), Some(0.0));
         assert_eq!(roc_auc(&[0.9, 0.1], &[true, true]), None);
+    }
+
+    #[test]
+    fn weighted_moments_match_the_per_class_computation() {
+        tch::manual_seed(3);
+        let schema = LabelSchema {
+            groups: vec![LabelGroup { name: "g".into(), classes: vec!["a".into(), "b".into(), "c".into()].into() }]
+                .into(),
+        };
+        // Codes away from the origin: the single-precision sums are taken about their mean.
+        let z = Tensor::randn([9000, 40], (Kind::Float, tch::Device::Cpu)) * 0.5 + 3.0;
+        let w = Tensor::rand([9000, 3], (Kind::Float, tch::Device::Cpu)).softmax(1, Kind::Float);
+        let (mu, cov) = weighted_moments(&z, &w, &schema).unwrap();
+        let (zd, wd) = (z.to_kind(Kind::Double), w.to_kind(Kind::Double));
+        for c in 0..3 {
+            let wc = wd.select(1, c);
+            let m =
+                (&zd * wc.unsqueeze(1)).sum_dim_intlist([0i64].as_slice(), false, Kind::Double) / wc.sum(Kind::Double);
+            let x = &zd - &m;
+            let want = (&x * wc.unsqueeze(1)).transpose(0, 1).matmul(&x) / wc.sum(Kind::Double);
+            let dm = (mu.get(c) - &m).abs().max().double_value(&[]);
+            let dc = (cov.get(c) - want).abs().max().double_value(&[]);
+            assert!(dm < 1e-5 && dc < 2e-4, "class {c}: mean off by {dm}, covariance by {dc}");
+        }
     }
 
     #[test]
@@ -421,16 +505,15 @@ pub fn synthetic_world(
 #[cfg(test)]
 mod fit_tests {
     use super::*;
-    use crate::fit::{fit, FitOptions};
+    use crate::fit::{fit, FitOptions, Model};
 
     fn fitted(d: i64, norm: Normalization, rank: i64, steps: i64) -> (f64, f64, f64) {
         let (z, l, schema) = synthetic_world(6000, d, &[4, 2, 3], 4.0, 1);
         let (zf, lf) = (z.narrow(0, 0, 5000), l.narrow(0, 0, 5000));
         let (zv, lv) = (z.narrow(0, 5000, 1000), l.narrow(0, 5000, 1000));
-        let init = Gaussians::init(&zf, &lf, schema, rank, norm).unwrap();
-        let opts = FitOptions { steps, lr: 0.01, batch: 1024, seed: 0, learn_weights: false };
-        let (g, curves) = fit(&init, &zf, &lf, &opts, None, None, "test").unwrap();
-        let aucs: Vec<f64> = class_aucs(&g, &zv, &lv).into_iter().flatten().collect();
+        let init = Model::of(&Gaussians::init(&zf, &lf, schema, rank, norm).unwrap());
+        let (g, curves, _) = fit(&init, &zf, &lf, &FitOptions::new(steps, 0.01, 1024), None, None, "test").unwrap();
+        let aucs: Vec<f64> = class_aucs(&g.to_gaussians(), &zv, &lv).into_iter().flatten().collect();
         let min = aucs.iter().cloned().fold(1.0, f64::min);
         (min, curves.first("label mse").unwrap(), curves.last("label mse").unwrap())
     }

@@ -1,9 +1,10 @@
 //! The method's nodes (see README.md), one module per family: fitting (SingleGaussFit, GMMFit), editing
 //! (AttributeEdit), evaluation (EditScore, CompareEdits) and files (SaveFit, LoadMixture). The math lives apart
-//! from the node code, in [`gauss`], [`fit`], [`edit`], [`score`] and [`store`].
+//! from the node code, in [`gauss`], [`full`], [`fit`], [`edit`], [`score`] and [`store`].
 
 pub mod edit;
 pub mod fit;
+pub mod full;
 pub mod gauss;
 pub mod score;
 pub mod store;

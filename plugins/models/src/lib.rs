@@ -62,6 +62,7 @@ impl Declared for GeneratorNode {
               distribution, or renders the codes on its input.",
     };
     fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
         GeneratorNode {
             codes: d.optional("codes", "codes to render instead of sampling (e.g. edited codes)"),
             model: d.path(
@@ -163,6 +164,7 @@ impl Declared for ClassifierNode {
               schema.",
     };
     fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
         ClassifierNode {
             images: d.input("images", "images in [0, 1]; resized to the classifier's input size"),
             model: d.path(

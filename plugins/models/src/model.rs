@@ -139,6 +139,9 @@ struct Latent {
     dim: i64,
     #[serde(default = "normal")]
     distribution: String,
+    /// One code as the module takes it, without the batch axis: `[dim]` (default) or e.g. `[dim, 1, 1]` (DCGAN).
+    #[serde(default)]
+    shape: Option<Vec<i64>>,
 }
 fn normal() -> String {
     "normal".into()
@@ -158,12 +161,42 @@ struct Space {
     mean: Option<Vec<f64>>,
     #[serde(default)]
     std: Option<Vec<f64>>,
+    /// `NCHW` (default) or `NHWC`: the axis order of the module's images.
+    #[serde(default = "nchw")]
+    layout: String,
+    /// How images of another size reach the input size (classifiers): `bilinear`, `antialias` or `none`.
+    #[serde(default)]
+    resize: Option<String>,
 }
 fn three() -> i64 {
     3
 }
 fn unit() -> [f64; 2] {
     [0.0, 1.0]
+}
+fn nchw() -> String {
+    "NCHW".into()
+}
+
+/// One constant argument passed to a generator's forward after the codes, in order.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+struct ArgumentMeta {
+    name: String,
+    /// An N x `zeros` tensor of zeros (an unconditional class label `c`; 0 gives N x 0).
+    #[serde(default)]
+    zeros: Option<i64>,
+    /// This row repeated for every code, N x len (a fixed class label).
+    #[serde(default)]
+    row: Option<Vec<f64>>,
+    /// A plain value: a float, an int, a bool, a string or null (`truncation_psi`, `noise_mode`).
+    #[serde(default, deserialize_with = "present")]
+    value: Option<serde_json::Value>,
+}
+
+/// Keeps an explicit `null` apart from a missing key.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Debug)]
@@ -174,9 +207,11 @@ struct GeneratorMeta {
     name: String,
     latent: Latent,
     output: Space,
-    /// Read by SeFa through the model's info.
+    /// Constant arguments after the codes: forward(z, *arguments).
     #[serde(default)]
-    #[allow(dead_code)]
+    arguments: Vec<ArgumentMeta>,
+    /// Read by SeFa through the model's info; checked to name a parameter at load.
+    #[serde(default)]
     first_layer: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
@@ -202,7 +237,12 @@ struct ClassifierMeta {
     input: Space,
     #[serde(default = "probabilities")]
     output: String,
-    groups: Vec<Group>,
+    /// Single-label groups: one softmax (or probability columns summing to 1) per group.
+    #[serde(default)]
+    groups: Option<Vec<Group>>,
+    /// Multi-label binary attributes: one independent sigmoid (or probability) per attribute.
+    #[serde(default)]
+    attributes: Option<Vec<String>>,
     #[serde(default)]
     #[allow(dead_code)]
     training: Option<serde_json::Value>,
@@ -212,6 +252,38 @@ struct ClassifierMeta {
 }
 fn probabilities() -> String {
     "probabilities".into()
+}
+
+/// A checked constant argument of a generator.
+#[derive(Debug, Clone)]
+enum Argument {
+    Zeros(i64),
+    Row(Vec<f32>),
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    None,
+}
+
+/// A generator's constant arguments with their names, in call order.
+type Arguments = Vec<(String, Argument)>;
+
+/// How a classifier reads its output columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Heads {
+    /// Groups of classes; `logits` gets a softmax per group.
+    Groups { logits: bool },
+    /// Independent binary attributes, one column each; `logits` gets a sigmoid. Each becomes a no/yes group.
+    Attributes { logits: bool },
+}
+
+/// How images of another size are brought to a classifier's input size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Resize {
+    Bilinear,
+    Antialias,
+    None,
 }
 
 /// A loaded TorchScript model and what its sidecar says about it.
@@ -227,8 +299,15 @@ pub struct Inner {
     pub latent_dim: i64,
     pub distribution: String,
     space: Space,
+    /// One code's shape as the module takes it (generators).
+    latent_shape: Vec<i64>,
+    /// Constant arguments after the codes (generators).
+    arguments: Arguments,
+    /// Images are N x H x W x C in the module (else N x C x H x W).
+    nhwc: bool,
+    resize: Resize,
     pub schema: Option<LabelSchema>,
-    logits: bool,
+    heads: Heads,
 }
 
 /// Shared handle; the SDK's `Model` trait object wraps it.
@@ -303,7 +382,89 @@ fn check_space(side: &Path, key: &str, s: &Space, normalisation: bool) -> Result
     if s.std.as_ref().is_some_and(|v| v.contains(&0.0)) {
         return bad(format!("{key}.std must not be zero"));
     }
+    if !["NCHW", "NHWC"].contains(&s.layout.as_str()) {
+        return bad(format!("{key}.layout '{}' is not NCHW or NHWC", s.layout));
+    }
+    if !normalisation && s.resize.is_some() {
+        return bad(format!("{key}.resize applies to a classifier's input only"));
+    }
     Ok(())
+}
+
+/// The resize policy of a classifier's input.
+fn resize_policy(side: &Path, s: &Space) -> Result<Resize, NodeError> {
+    match s.resize.as_deref() {
+        None | Some("bilinear") => Ok(Resize::Bilinear),
+        Some("antialias") => Ok(Resize::Antialias),
+        Some("none") => Ok(Resize::None),
+        Some(other) => Err(NodeError::model(format!(
+            "{}: input.resize '{other}' is not bilinear, antialias or none",
+            side.display()
+        ))),
+    }
+}
+
+/// A group, class or attribute name must be usable in edit targets (`group.class+group.class,...`).
+fn check_name(side: &Path, key: &str, name: &str) -> Result<(), NodeError> {
+    if name.trim().is_empty() || name.trim() != name || name.contains(['.', ',', '+']) {
+        return Err(NodeError::model(format!(
+            "{}: {key} '{name}' must be non-empty, without surrounding spaces, '.', ',' or '+' (edit targets \
+             are written group.class+group.class,...)",
+            side.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the generator's call conventions: the code shape and the constant arguments.
+fn check_call(side: &Path, meta: &GeneratorMeta) -> Result<(Vec<i64>, Arguments), NodeError> {
+    let bad = |why: String| Err(NodeError::model(format!("{}: {why}", side.display())));
+    let dim = meta.latent.dim;
+    let shape = meta.latent.shape.clone().unwrap_or_else(|| vec![dim]);
+    if shape.is_empty() || shape.len() > 4 || shape.iter().any(|&d| d < 1) || product(&shape, i64::MAX) != Some(dim) {
+        return bad(format!(
+            "latent.shape {shape:?} must be 1 to 4 positive sizes whose product is latent.dim {dim} (e.g. [{dim}] \
+             or [{dim}, 1, 1])"
+        ));
+    }
+    let mut args = Vec::new();
+    for (i, a) in meta.arguments.iter().enumerate() {
+        let key = format!("arguments[{i}] ('{}')", a.name);
+        if a.name.trim().is_empty() {
+            return bad(format!("arguments[{i}].name is empty; name the forward argument it fills"));
+        }
+        let given = [a.zeros.is_some(), a.row.is_some(), a.value.is_some()].iter().filter(|&&b| b).count();
+        if given != 1 {
+            return bad(format!("{key} needs exactly one of zeros, row or value"));
+        }
+        let arg = if let Some(n) = a.zeros {
+            // 0 is the empty label of an unconditional StyleGAN2-ADA model.
+            if !(0..=MAX_SAMPLE_ELEMENTS).contains(&n) {
+                return bad(format!("{key}.zeros is {n}; it must be 0 to {MAX_SAMPLE_ELEMENTS}"));
+            }
+            Argument::Zeros(n)
+        } else if let Some(row) = &a.row {
+            if row.is_empty() || row.len() as i64 > MAX_SAMPLE_ELEMENTS || row.iter().any(|x| !x.is_finite()) {
+                return bad(format!("{key}.row must be 1 to {MAX_SAMPLE_ELEMENTS} finite numbers"));
+            }
+            Argument::Row(row.iter().map(|&x| x as f32).collect())
+        } else {
+            match a.value.as_ref().unwrap_or(&serde_json::Value::Null) {
+                serde_json::Value::Null => Argument::None,
+                serde_json::Value::Bool(b) => Argument::Bool(*b),
+                serde_json::Value::String(s) => Argument::Str(s.clone()),
+                // JSON `1` is an int and `1.0` a float; TorchScript does not convert between them.
+                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) if !n.is_f64() => Argument::Int(i),
+                    (_, Some(f)) if f.is_finite() => Argument::Float(f),
+                    _ => return bad(format!("{key}.value {n} is not a finite number")),
+                },
+                _ => return bad(format!("{key}.value must be a number, a bool, a string or null")),
+            }
+        };
+        args.push((a.name.clone(), arg));
+    }
+    Ok((shape, args))
 }
 
 fn load_module(path: &Path, device: tch::Device) -> Result<CModule, NodeError> {
@@ -332,8 +493,14 @@ fn downcast(m: &ModelRef) -> Option<TorchModel> {
 /// The line of a torch error that says what went wrong, without the TorchScript traceback.
 fn torch_reason(e: &tch::TchError) -> String {
     let text = e.to_string();
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let line = lines.iter().rev().find(|l| l.contains("Error:")).or(lines.first()).copied().unwrap_or("");
+    // C++ stack frames ("frame #0: c10::Error::Error(...)") are noise, not the reason.
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("frame #") && !l.starts_with("Exception raised from"))
+        .collect();
+    let line = lines.iter().rev().find(|l| l.contains("Error: ")).or(lines.first()).copied().unwrap_or("");
+    let line = line.strip_prefix("Internal torch error: ").unwrap_or(line);
     let line: String = line.chars().take(300).collect();
     line
 }
@@ -356,7 +523,21 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
             return Err(bad(format!("latent.distribution '{}' is not normal or uniform", meta.latent.distribution)));
         }
         check_space(&side, "output", &meta.output, false)?;
+        let (latent_shape, arguments) = check_call(&side, &meta)?;
         let module = load_module(path, device)?;
+        if let Some(first) = &meta.first_layer {
+            // SeFa reads it much later; a wrong name is cheaper to report now.
+            let names: Vec<String> = module.named_parameters().map(|l| l.into_iter().map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            if !names.contains(first) {
+                let some: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+                let more = if names.len() > 8 { ", ..." } else { "" };
+                return Err(bad(format!(
+                    "first_layer '{first}' is not a parameter of the module (its parameters: [{}{more}])",
+                    some.join(", ")
+                )));
+            }
+        }
         let inner = Inner {
             module,
             kind: port::GENERATOR,
@@ -367,14 +548,75 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
             info,
             latent_dim: meta.latent.dim,
             distribution: meta.latent.distribution,
+            nhwc: meta.output.layout == "NHWC",
             space: meta.output,
+            latent_shape,
+            arguments,
+            resize: Resize::Bilinear,
             schema: None,
-            logits: false,
+            heads: Heads::Groups { logits: false },
         };
         inner.probe()?;
         Ok(TorchModel(Arc::new(inner)).into_ref())
     })?;
     downcast(&m).ok_or_else(|| NodeError::internal("cached generator is not a TorchScript model of this plugin"))
+}
+
+/// The label schema a classifier's sidecar declares, and how its output columns are read.
+fn classifier_schema(side: &Path, meta: &ClassifierMeta) -> Result<(Vec<LabelGroup>, Heads), NodeError> {
+    let bad = |why: String| NodeError::model(format!("{}: {why}", side.display()));
+    let logits = match meta.output.as_str() {
+        "probabilities" => false,
+        "logits" => true,
+        other => return Err(bad(format!("output '{other}' must be 'probabilities' or 'logits'"))),
+    };
+    let group = |name: &str, classes: &[&str]| LabelGroup {
+        name: name.into(),
+        classes: classes.iter().map(|c| RString::from(*c)).collect(),
+    };
+    let (groups, heads) = match (&meta.groups, &meta.attributes) {
+        (Some(_), Some(_)) => {
+            return Err(bad("give groups (single-label) or attributes (multi-label), not both".into()))
+        }
+        (None, None) => {
+            return Err(bad("the label schema needs groups (single-label) or attributes (multi-label)".into()))
+        }
+        (Some(groups), None) => {
+            if groups.is_empty() || groups.iter().any(|g| g.classes.is_empty()) {
+                return Err(bad("the label schema needs groups with classes".into()));
+            }
+            for (i, g) in groups.iter().enumerate() {
+                check_name(side, &format!("groups[{i}].name"), &g.name)?;
+                for (j, c) in g.classes.iter().enumerate() {
+                    check_name(side, &format!("groups[{i}].classes[{j}]"), c)?;
+                    if g.classes[..j].contains(c) {
+                        return Err(bad(format!("groups[{i}] ('{}') lists class '{c}' twice", g.name)));
+                    }
+                }
+            }
+            let groups = groups
+                .iter()
+                .map(|g| group(&g.name, &g.classes.iter().map(String::as_str).collect::<Vec<_>>()))
+                .collect::<Vec<_>>();
+            (groups, Heads::Groups { logits })
+        }
+        (None, Some(attributes)) => {
+            if attributes.is_empty() {
+                return Err(bad("attributes is empty; list one name per output column".into()));
+            }
+            for (i, a) in attributes.iter().enumerate() {
+                check_name(side, &format!("attributes[{i}]"), a)?;
+            }
+            let groups = attributes.iter().map(|a| group(a, &["no", "yes"])).collect();
+            (groups, Heads::Attributes { logits })
+        }
+    };
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    if let Some((i, n)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+        let key = if matches!(heads, Heads::Attributes { .. }) { "attributes" } else { "groups" };
+        return Err(bad(format!("{key}[{i}]: '{n}' is listed twice")));
+    }
+    Ok((groups, heads))
 }
 
 /// Loads (or takes from the host's cache) the classifier at `path`; checked against a probe like a generator.
@@ -387,21 +629,10 @@ pub fn load_classifier(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Nod
         if !meta.format.starts_with("subspace.classifier/") {
             return Err(bad(format!("format is '{}', expected subspace.classifier/1", meta.format)));
         }
-        if meta.groups.is_empty() || meta.groups.iter().any(|g| g.classes.is_empty()) {
-            return Err(bad("the label schema needs groups with classes".into()));
-        }
-        let logits = match meta.output.as_str() {
-            "probabilities" => false,
-            "logits" => true,
-            other => return Err(bad(format!("output '{other}' must be 'probabilities' or 'logits'"))),
-        };
+        let (groups, heads) = classifier_schema(&side, &meta)?;
         check_space(&side, "input", &meta.input, true)?;
+        let resize = resize_policy(&side, &meta.input)?;
         let module = load_module(path, device)?;
-        let groups: Vec<LabelGroup> = meta
-            .groups
-            .into_iter()
-            .map(|g| LabelGroup { name: g.name.into(), classes: g.classes.into_iter().map(RString::from).collect() })
-            .collect();
         let inner = Inner {
             module,
             kind: port::CLASSIFIER,
@@ -412,9 +643,13 @@ pub fn load_classifier(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Nod
             info,
             latent_dim: 0,
             distribution: String::new(),
+            nhwc: meta.input.layout == "NHWC",
             space: meta.input,
+            latent_shape: Vec::new(),
+            arguments: Vec::new(),
+            resize,
             schema: Some(LabelSchema { groups: groups.into() }),
-            logits,
+            heads,
         };
         inner.probe()?;
         Ok(TorchModel(Arc::new(inner)).into_ref())
@@ -429,9 +664,45 @@ impl Inner {
             .map_err(|e| NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e))))
     }
 
+    /// The generator's raw output for flat codes (N x D): the codes shaped as `latent.shape`, then the constant
+    /// `arguments`. Without arguments this is the plain one-tensor forward.
+    fn call_generator(&self, z: &Tensor) -> Result<Tensor, tch::TchError> {
+        let n = z.size()[0];
+        let shape: Vec<i64> = std::iter::once(n).chain(self.latent_shape.iter().copied()).collect();
+        let z = z.view(shape.as_slice());
+        if self.arguments.is_empty() {
+            return self.module.forward_ts(&[z]);
+        }
+        let opts = (Kind::Float, self.device);
+        let mut inputs = vec![tch::IValue::Tensor(z)];
+        for (_, a) in &self.arguments {
+            inputs.push(match a {
+                Argument::Zeros(k) => tch::IValue::Tensor(Tensor::zeros([n, *k], opts)),
+                Argument::Row(r) => {
+                    tch::IValue::Tensor(Tensor::from_slice(r).to_device(self.device).view([1, -1]).repeat([n, 1]))
+                }
+                Argument::Float(f) => tch::IValue::Double(*f),
+                Argument::Int(i) => tch::IValue::Int(*i),
+                Argument::Bool(b) => tch::IValue::Bool(*b),
+                Argument::Str(s) => tch::IValue::String(s.clone()),
+                Argument::None => tch::IValue::None,
+            });
+        }
+        match self.module.forward_is(&inputs)? {
+            tch::IValue::Tensor(t) => Ok(t),
+            other => Err(tch::TchError::Kind(format!("forward returned {}, not a tensor", ivalue_kind(&other)))),
+        }
+    }
+
     /// Elements of one image the generator renders (or the classifier takes): C x H x W, checked at load.
     pub fn image_elements(&self) -> i64 {
         self.space.channels * self.space.height * self.space.width
+    }
+
+    /// The module's image shape for `n` images, in its layout.
+    fn module_shape(&self, n: i64) -> [i64; 4] {
+        let s = &self.space;
+        if self.nhwc { [n, s.height, s.width, s.channels] } else { [n, s.channels, s.height, s.width] }
     }
 
     /// Runs the model once on a tiny batch and compares what comes out with the sidecar, so that a wrong
@@ -445,30 +716,58 @@ impl Inner {
         r.unwrap_or_else(|_| Err(NodeError::model(format!("{side}: the model panicked when probed at load"))))
     }
 
+    /// Why the forward on the probe codes failed, naming the sidecar fields that set up the call.
+    fn call_failure(&self, side: &str, e: &tch::TchError) -> NodeError {
+        let (dim, shape) = (self.latent_dim, &self.latent_shape);
+        let reason = torch_reason(e);
+        let names: Vec<&str> = self.arguments.iter().map(|(n, _)| n.as_str()).collect();
+        let why = if reason.contains("missing value for argument") {
+            format!("forward takes more than z and arguments {names:?}; declare the rest in arguments")
+        } else if reason.contains("Expected at most") || reason.contains("too many positional") {
+            format!("forward takes fewer than z and arguments {names:?}; check arguments")
+        } else if reason.contains("value of type") {
+            format!("forward refuses the type of one of z and arguments {names:?}; check arguments")
+        } else if !names.is_empty() && names.iter().any(|n| reason.contains(&format!("'{n}'"))) {
+            format!("an argument among {names:?} is of the wrong type or size; check arguments")
+        } else {
+            format!(
+                "the model does not take {PROBE} codes of latent.dim {dim} shaped {:?} (latent.shape) followed by \
+                 arguments {names:?}; check latent.dim, latent.shape ([D] for N x D, [D, 1, 1] for N x D x 1 x 1) \
+                 and arguments",
+                std::iter::once(PROBE).chain(shape.iter().copied()).collect::<Vec<_>>()
+            )
+        };
+        NodeError::model(format!("{side}: {why} ({reason})"))
+    }
+
     fn probe_generator(&self, side: &str) -> Result<(), NodeError> {
         let (dim, s) = (self.latent_dim, &self.space);
         let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(0);
         let z = sample_codes(&mut rng, PROBE, dim, &self.distribution, 0.0)?.to_device(self.device);
-        let out = self.module.forward_ts(&[z]).map_err(|e| {
-            NodeError::model(format!(
-                "{side}: the model does not take {PROBE} codes of latent.dim {dim}; check latent.dim ({})",
-                torch_reason(&e)
-            ))
-        })?;
+        let out = self.call_generator(&z).map_err(|e| self.call_failure(side, &e))?;
         let size = out.size();
+        let layout = if self.nhwc { "N x output.height x output.width x output.channels (output.layout NHWC)" } else {
+            "N x output.channels x output.height x output.width (output.layout NCHW)"
+        };
         if size.len() != 4 || size[0] != PROBE {
             return Err(NodeError::model(format!(
-                "{side}: for {PROBE} codes the model returns shape {size:?}, not {PROBE} x output.channels x \
-                 output.height x output.width"
+                "{side}: for {PROBE} codes the model returns shape {size:?}, not {layout}"
             )));
         }
-        let declared = [("channels", s.channels, size[1]), ("height", s.height, size[2]), ("width", s.width, size[3])];
-        let wrong: Vec<String> = declared
-            .iter()
-            .filter(|(_, declared, got)| declared != got)
-            .map(|(key, declared, got)| format!("output.{key} is {declared} but the model renders {got}"))
-            .collect();
-        if !wrong.is_empty() {
+        if size != self.module_shape(PROBE) {
+            let (c, h, w) = if self.nhwc { (size[3], size[1], size[2]) } else { (size[1], size[2], size[3]) };
+            let declared = [("channels", s.channels, c), ("height", s.height, h), ("width", s.width, w)];
+            let mut wrong: Vec<String> = declared
+                .iter()
+                .filter(|(_, declared, got)| declared != got)
+                .map(|(key, declared, got)| format!("output.{key} is {declared} but the model renders {got}"))
+                .collect();
+            let (nchw, nhwc) = ([PROBE, s.channels, s.height, s.width], [PROBE, s.height, s.width, s.channels]);
+            let other = if self.nhwc { nchw } else { nhwc };
+            if size == other {
+                let (is, should) = if self.nhwc { ("NHWC", "NCHW") } else { ("NCHW", "NHWC") };
+                wrong = vec![format!("output.layout is {is} but the model renders {size:?}, which is {should}")];
+            }
             return Err(NodeError::model(format!("{side}: {}", wrong.join("; "))));
         }
         let out = out.to_kind(Kind::Double);
@@ -500,7 +799,7 @@ impl Inner {
         Ok(())
     }
 
-    /// G(z) mapped from the generator's output range to [0, 1]. Differentiable in z.
+    /// G(z) mapped from the generator's output range to [0, 1], N x C x H x W. Differentiable in z.
     pub fn render(&self, z: &Tensor) -> Result<Tensor, NodeError> {
         if z.dim() != 2 || z.size()[1] != self.latent_dim {
             return Err(NodeError::input(
@@ -519,20 +818,23 @@ impl Inner {
                 ),
             ));
         }
-        let out = self.forward(&z.to_device(self.device).to_kind(Kind::Float))?;
+        let z = z.to_device(self.device).to_kind(Kind::Float);
+        let out = self.call_generator(&z).map_err(|e| {
+            NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e)))
+        })?;
         let s = &self.space;
-        if out.size() != [n, s.channels, s.height, s.width] {
+        if out.size() != self.module_shape(n) {
             return Err(NodeError::model(format!(
-                "{}: generator output has shape {:?}, metadata says N x {} x {} x {}",
+                "{}: generator output has shape {:?}, metadata says {:?} ({})",
                 self.path.display(),
                 out.size(),
-                s.channels,
-                s.height,
-                s.width
+                self.module_shape(n),
+                s.layout
             )));
         }
+        let out = if self.nhwc { out.permute([0, 3, 1, 2]) } else { out };
         let [lo, hi] = s.range;
-        Ok(((out - lo) / (hi - lo)).clamp(0.0, 1.0))
+        Ok(((out.to_kind(Kind::Float) - lo) / (hi - lo)).clamp(0.0, 1.0))
     }
 
     /// f(images in [0, 1]) as probabilities in [0, 1], checked against the schema. Differentiable in the images.
@@ -565,7 +867,24 @@ impl Inner {
             }
         }
         if x.size()[2] != s.height || x.size()[3] != s.width {
-            x = x.upsample_bilinear2d([s.height, s.width], false, None, None);
+            let size = [s.height, s.width];
+            x = match self.resize {
+                Resize::Bilinear => x.upsample_bilinear2d(size, false, None, None),
+                Resize::Antialias => x.internal_upsample_bilinear2d_aa(size, false, None, None),
+                Resize::None => {
+                    return Err(NodeError::input(
+                        "images",
+                        format!(
+                            "images are {} x {}, classifier {} takes {} x {} and its input.resize is none",
+                            x.size()[2],
+                            x.size()[3],
+                            self.sidecar.display(),
+                            s.height,
+                            s.width
+                        ),
+                    ))
+                }
+            };
         }
         let [lo, hi] = s.range;
         x = x * (hi - lo) + lo;
@@ -576,33 +895,60 @@ impl Inner {
             };
             x = (x - per_channel(mean)) / per_channel(std);
         }
-        let mut out = self.forward(&x)?;
-        let k = schema.len() as i64;
+        if self.nhwc {
+            x = x.permute([0, 2, 3, 1]);
+        }
+        let out = self.forward(&x)?.to_kind(Kind::Float);
+        let (k, what, logits) = match self.heads {
+            Heads::Groups { logits } => (schema.len() as i64, "classes (groups)", logits),
+            Heads::Attributes { logits } => (schema.groups.len() as i64, "attributes", logits),
+        };
         if out.dim() != 2 || out.size() != [n, k] {
             return Err(NodeError::model(format!(
-                "{}: classifier output has shape {:?} but its schema lists {k} classes",
+                "{}: classifier output has shape {:?} but its schema lists {k} {what}",
                 self.path.display(),
                 out.size()
             )));
         }
-        if self.logits {
-            let parts: Vec<Tensor> = (0..schema.groups.len())
-                .map(|g| {
-                    let r = schema.group_range(g);
-                    out.narrow(1, r.start as i64, r.len() as i64).softmax(1, Kind::Float)
-                })
-                .collect();
-            out = Tensor::cat(&parts, 1);
-        }
+        let out = match self.heads {
+            Heads::Groups { logits: true } => {
+                let parts: Vec<Tensor> = (0..schema.groups.len())
+                    .map(|g| {
+                        let r = schema.group_range(g);
+                        out.narrow(1, r.start as i64, r.len() as i64).softmax(1, Kind::Float)
+                    })
+                    .collect();
+                Tensor::cat(&parts, 1)
+            }
+            Heads::Attributes { logits: true } => out.sigmoid(),
+            _ => out,
+        };
         let (min, max) = (out.min().double_value(&[]), out.max().double_value(&[]));
         if !(min >= -1e-4 && max <= 1.0 + 1e-4) {
+            let hint = if logits { "" } else { "; if it returns logits, set \"output\": \"logits\" in its metadata" };
             return Err(NodeError::model(format!(
-                "{}: classifier output leaves [0, 1] (min {min:.4}, max {max:.4}); if it returns logits, set \
-                 \"output\": \"logits\" in its metadata",
+                "{}: classifier output leaves [0, 1] (min {min:.4}, max {max:.4}){hint}",
                 self.path.display()
             )));
         }
-        Ok(out.clamp(0.0, 1.0))
+        let out = out.clamp(0.0, 1.0);
+        Ok(match self.heads {
+            // Each attribute p becomes its group's columns [no, yes] = [1 - p, p].
+            Heads::Attributes { .. } => Tensor::stack(&[out.ones_like() - &out, out], 2).view([n, 2 * k]),
+            Heads::Groups { .. } => out,
+        })
+    }
+}
+
+/// The kind of a TorchScript value, for messages.
+fn ivalue_kind(v: &tch::IValue) -> &'static str {
+    match v {
+        tch::IValue::None => "None",
+        tch::IValue::Tensor(_) => "a tensor",
+        tch::IValue::Tuple(_) => "a tuple",
+        tch::IValue::GenericList(_) | tch::IValue::TensorList(_) => "a list",
+        tch::IValue::GenericDict(_) => "a dict",
+        _ => "a non-tensor value",
     }
 }
 

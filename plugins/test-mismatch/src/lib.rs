@@ -35,8 +35,12 @@ extern "C" fn about() -> PluginAbout {
     PluginAbout { name: "subspace-test-mismatch".into(), version: "0.0.0".into(), description: "".into() }
 }
 
+extern "C" fn node_flags(_: RStr<'_>) -> u64 {
+    0
+}
+
 fn root_module() -> PluginModuleRef {
-    PluginModule { build_info, describe, evaluate, about }.leak_into_prefix()
+    PluginModule { build_info, describe, evaluate, about, node_flags }.leak_into_prefix()
 }
 
 #[no_mangle]

@@ -1,9 +1,12 @@
 //! Test nodes: small, observable behaviours the host's tests assert on (laziness, caching, parallelism, failure
-//! isolation, panics, zero-copy tensors, cancellation). Not installed with the product plugins.
+//! isolation, panics, zero-copy tensors, cancellation, the disk cache). Not installed with the product plugins.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use subspace_sdk::abi_stable::sabi_trait::TD_Opaque;
+use subspace_sdk::abi_stable::std_types::{RArc, ROption, RResult, RStr, RString};
 use subspace_sdk::prelude::*;
+use subspace_sdk::{rand_chacha, serde_json, Model, ModelRef, TensorRef};
 
 const CAT: &str = "Test";
 
@@ -316,7 +319,151 @@ impl Declared for Codes {
     }
 }
 
+/// Every kind of storable value, from its parameters and seed: what the disk cache must give back exactly.
+struct Store {
+    value: Optional<f64>,
+    n: Param<i64>,
+    _tag: Param<String>,
+    _file: Param<String>,
+    float: Output<f64>,
+    int: Output<i64>,
+    flag: Output<bool>,
+    text: Output<String>,
+    tensor: Output<Tensor>,
+    codes: Output<Latents>,
+    images: Output<Images>,
+    labels: Output<Labels>,
+    fit: Output<Gaussians>,
+}
+impl Declared for Store {
+    const INFO: NodeInfo = info("test.store", "Store", "Cacheable: one output of every storable kind.");
+    fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
+        Store {
+            value: d.optional("value", "added to the float output"),
+            n: d.int("n", 4, 1..=1 << 24, "rows"),
+            _tag: d.text("tag", "", "changes the cache key"),
+            _file: d.path("file", "", "not read; the disk cache keys on the size and time of the file it names"),
+            float: d.output("float", "value + 0.1"),
+            int: d.output("int", "n"),
+            flag: d.output("flag", "n is even"),
+            text: d.output("text", "a JSON document"),
+            tensor: d.output("tensor", "n seeded normals"),
+            codes: d.output("codes", "n x 3 seeded normals"),
+            images: d.output("images", "n x 3 x 2 x 2 in [0, 1]"),
+            labels: d.output("labels", "n x 3 probabilities, two groups"),
+            fit: d.output("fit", "a bundle with a float and an int tensor"),
+        }
+    }
+    fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let n = io.read(&self.n)?;
+        let mut rng = ctx.rng();
+        let normal = |rng: &mut rand_chacha::ChaCha8Rng, shape: &[i64]| subspace_sdk::context::randn(rng, shape);
+        io.write(&self.float, io.read(&self.value)?.unwrap_or(0.0) + 0.1);
+        io.write(&self.int, n);
+        io.write(&self.flag, n % 2 == 0);
+        io.write(&self.text, serde_json::json!({"n": n, "note": "ü"}).to_string());
+        io.write(&self.tensor, normal(&mut rng, &[n]));
+        io.write(&self.codes, Latents(normal(&mut rng, &[n, 3])));
+        io.write(&self.images, Images(normal(&mut rng, &[n, 3, 2, 2]).sigmoid()));
+        let schema: LabelSchema = serde_json::from_value(serde_json::json!({"groups": [
+            {"name": "hair", "classes": ["black", "red"]}, {"name": "smile", "classes": ["yes"]}]}))
+        .map_err(|e| NodeError::internal(e.to_string()))?;
+        io.write(&self.labels, Labels { probs: normal(&mut rng, &[n, 3]).sigmoid().into(), schema });
+        let meta = serde_json::json!({"rank": 1, "classes": ["a", "b"]});
+        let idx = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+        let fit = Bundle::new(port::GAUSSIANS, &meta).with("mu", normal(&mut rng, &[2, 3])).with("idx", idx);
+        io.write(&self.fit, Gaussians(fit));
+        Ok(())
+    }
+}
+
+/// A model that multiplies by its scale; its `info` says which load of this process made it.
+#[derive(Debug, Clone)]
+struct ScaleModel {
+    scale: f64,
+    load: i64,
+}
+
+impl Model for ScaleModel {
+    fn kind(&self) -> RString {
+        port::GENERATOR.into()
+    }
+    fn name(&self) -> RString {
+        format!("x{}", self.scale).into()
+    }
+    fn info(&self) -> RString {
+        serde_json::json!({"load": self.load}).to_string().into()
+    }
+    fn forward(&self, input: &TensorRef) -> RResult<TensorRef, NodeError> {
+        RResult::ROk((input.tensor() * self.scale).into())
+    }
+    fn parameter(&self, _: RStr<'_>) -> ROption<TensorRef> {
+        ROption::RNone
+    }
+}
+
+static LOADS: AtomicI64 = AtomicI64::new(0);
+
+/// Cacheable, with a model output: loads its model through the shared model cache, before (or, `late`, after)
+/// reading its input.
+struct ModelSource {
+    value: Input<f64>,
+    scale: Param<f64>,
+    late: Param<bool>,
+    model: Output<Generator>,
+    out: Output<f64>,
+}
+impl Declared for ModelSource {
+    const INFO: NodeInfo = info("test.model", "Model", "Cacheable: a model multiplying by `scale`; value x scale.");
+    fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
+        ModelSource {
+            value: d.input("value", "a number"),
+            scale: d.float("scale", 2.0, -1e6..=1e6, "the model's factor"),
+            late: d.bool("late", false, "read the input before loading the model"),
+            model: d.output("model", "multiplies by scale"),
+            out: d.output("value", "value x scale"),
+        }
+    }
+    fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
+        let scale = io.read(&self.scale)?;
+        if io.read(&self.late)? {
+            io.read(&self.value)?;
+        }
+        let model = ctx.shared_model(&format!("test.model:{scale}"), || {
+            let load = LOADS.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(ModelRef::from_ptr(RArc::new(ScaleModel { scale, load }), TD_Opaque))
+        })?;
+        let v = io.read(&self.value)?;
+        io.write(&self.model, Generator(model));
+        io.write(&self.out, v * scale);
+        Ok(())
+    }
+}
+
+/// Runs a model on a tensor.
+struct Apply {
+    model: Input<Generator>,
+    input: Input<Tensor>,
+    out: Output<Tensor>,
+}
+impl Declared for Apply {
+    const INFO: NodeInfo = info("test.apply", "Apply", "The model on the input tensor.");
+    fn declare(d: &mut Declare) -> Self {
+        let (model, input) = (d.input("model", "a model"), d.input("tensor", "its input"));
+        Apply { model, input, out: d.output("tensor", "its output") }
+    }
+    fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
+        let Generator(m) = io.read(&self.model)?;
+        let x: TensorRef = io.read(&self.input)?.into();
+        let y = m.forward(&x).into_result()?;
+        io.write(&self.out, y.tensor());
+        Ok(())
+    }
+}
+
 subspace_sdk::export_plugin!(
     Codes, Constant, Add, Scale, Sleep, Fail, Panic, Count, Clock, TensorSource, TensorPass, TensorAddress,
-    WaitForCancel, WrongOutput, Choose
+    WaitForCancel, WrongOutput, Choose, Store, ModelSource, Apply
 );

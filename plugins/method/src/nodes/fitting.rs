@@ -1,10 +1,11 @@
 //! SingleGaussFit and GMMFit: one Gaussian per semantic class, then the same refined as one mixture.
 
-use crate::fit::{fit, ExtraTerm, FitOptions};
-use crate::gauss::{class_aucs, Gaussians, Normalization};
+use crate::fit::{
+    auc_report, fit, single_gauss, split, ExtraTerm, FitOptions, Model, SampledTerm, SingleGaussSettings, TermValue,
+};
+use crate::gauss::{Gaussians, Normalization};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use subspace_sdk::context::randn;
 use subspace_sdk::edits::codes_and_labels;
 use subspace_sdk::kinds;
 use subspace_sdk::prelude::*;
@@ -12,6 +13,10 @@ use subspace_sdk::tch;
 use subspace_sdk::{ModelRef, TensorRef};
 
 const FIT: &str = "Method: Fitting";
+
+/// GMMFit's default steps between renders of the render-relabel samples (chosen by measurement:
+/// docs/PERFORMANCE.md, docs/EVALUATION.md).
+const RELABEL_EVERY: i64 = 2;
 
 subspace_sdk::choice! {
     /// The covariance form of each Gaussian.
@@ -28,11 +33,16 @@ struct FitParams {
 }
 
 impl FitParams {
-    fn declare(d: &mut Declare, steps: i64, lr: f64) -> Self {
+    fn declare(d: &mut Declare, steps: (i64, &str), lr: f64, batch: (i64, i64, &str)) -> Self {
         FitParams {
-            steps: d.int("steps", steps, 0..=1_000_000, "Adam steps"),
-            lr: d.float("lr", lr, 1e-6..=10.0, "Adam learning rate"),
-            batch: d.int("batch", 2048, 1..=1 << 20, "codes per step"),
+            steps: d.int("steps", steps.0, 0..=1_000_000, steps.1),
+            lr: d.float(
+                "lr",
+                lr,
+                1e-6..=10.0,
+                "Adam learning rate (a full covariance's factor moves at a quarter of it, in whitened coordinates)",
+            ),
+            batch: d.int("batch", batch.0, batch.1..=1 << 20, batch.2),
             holdout: d.float("holdout", 0.2, 0.0..=0.9, "fraction of codes held out to measure ROC AUC"),
             seed: d.int("seed", 0, 0..=i64::MAX, "minibatch and sampling seed"),
         }
@@ -40,7 +50,7 @@ impl FitParams {
 
     fn options(&self, io: &NodeIo<'_>, learn_weights: bool) -> NodeResult<FitOptions> {
         let (steps, lr, batch) = (io.read(&self.steps)?, io.read(&self.lr)?, io.read(&self.batch)?);
-        Ok(FitOptions { steps, lr, batch, seed: io.read(&self.seed)? as u64, learn_weights })
+        Ok(FitOptions { steps, lr, batch, seed: io.read(&self.seed)? as u64, learn_weights, stop: None })
     }
 }
 
@@ -58,37 +68,6 @@ fn fitting_data(
     Ok((z, l, schema))
 }
 
-/// Splits (codes, labels) into fitting and held-out parts (the last `holdout` fraction is held out).
-fn split(z: &Tensor, l: &Tensor, holdout: f64) -> (Tensor, Tensor, Tensor, Tensor) {
-    let n = z.size()[0];
-    let n_val = ((n as f64) * holdout).round() as i64;
-    let n_val = n_val.clamp(0, n - 1);
-    let n_fit = n - n_val;
-    (z.narrow(0, 0, n_fit), l.narrow(0, 0, n_fit), z.narrow(0, n_fit, n_val), l.narrow(0, n_fit, n_val))
-}
-
-/// Held-out ROC AUC per class (rounded to 4 decimals; null where a class is absent), their minimum and mean.
-fn auc_report(g: &Gaussians, z: &Tensor, l: &Tensor) -> serde_json::Value {
-    let names = g.schema.class_names();
-    let aucs = class_aucs(g, z, l);
-    let rounded = |a: &Option<f64>| a.map_or(serde_json::Value::Null, |v| ((v * 1e4).round() / 1e4).into());
-    let map: serde_json::Map<String, serde_json::Value> =
-        names.iter().zip(&aucs).map(|(n, a)| (n.clone(), rounded(a))).collect();
-    let valid: Vec<f64> = aucs.iter().flatten().copied().collect();
-    let min = valid.iter().cloned().fold(f64::INFINITY, f64::min);
-    let mean = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
-    serde_json::json!({"auc": map, "min_auc": min, "mean_auc": mean})
-}
-
-/// The held-out report of a fit, or an empty one when nothing was held out.
-fn heldout_report(g: &Gaussians, zv: &Tensor, lv: &Tensor) -> serde_json::Value {
-    if zv.size()[0] > 0 {
-        auc_report(g, zv, lv)
-    } else {
-        serde_json::json!({})
-    }
-}
-
 pub(crate) struct SingleGaussFit {
     codes: Input<Latents>,
     labels: Input<Labels>,
@@ -96,6 +75,9 @@ pub(crate) struct SingleGaussFit {
     rank: Param<i64>,
     normalization: Param<Normalization>,
     fit: FitParams,
+    validation: Param<f64>,
+    check_every: Param<i64>,
+    patience: Param<i64>,
     gaussians: Output<kinds::Gaussians>,
     curves: Output<kinds::Curves>,
     report: Output<String>,
@@ -104,14 +86,18 @@ pub(crate) struct SingleGaussFit {
 impl Declared for SingleGaussFit {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.single_gauss_fit",
-        version: "1.0.0",
+        // 2: `steps` is a maximum (the fit stops when a validation split's loss stops improving), and full
+        // covariance is trained through the precision's Cholesky factor from the exact moments.
+        version: "2.0.0",
         name: "SingleGaussFit",
         category: FIT,
         doc: "One Gaussian per semantic class, initialised from label-weighted moments of the codes, fitted with Adam \
-              so its normalized likelihood matches the labels (MSE).",
+              so its normalized likelihood matches the labels (MSE), until the loss on a validation split stops \
+              improving.",
     };
 
     fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
         SingleGaussFit {
             codes: d.input("codes", "first codes z, N x D"),
             labels: d.input("labels", "their labels L = f(G(z))"),
@@ -126,7 +112,25 @@ impl Declared for SingleGaussFit {
                 Normalization::Group,
                 "group: posterior among the attribute's classes; peak: exp(-m / 2d), the paper-faithful reading",
             ),
-            fit: FitParams::declare(d, 200, 0.01),
+            fit: FitParams::declare(
+                d,
+                (200, "Adam steps at most (fewer when the validation loss stops improving)"),
+                0.01,
+                (0, 0, "codes per step (0: 1024 for full covariance, 2048 otherwise)"),
+            ),
+            validation: d.float(
+                "validation",
+                0.05,
+                0.0..=0.5,
+                "fraction of the fitting codes set aside to decide when to stop (0: run all steps)",
+            ),
+            check_every: d.int("check_every", 5, 1..=100_000, "steps between validation-loss measurements"),
+            patience: d.int(
+                "patience",
+                3,
+                1..=1000,
+                "measurements without improvement before the fit stops (the best parameters are kept)",
+            ),
             gaussians: d.output("gaussians", "the Gaussian group: means, covariance factors, class names"),
             curves: d.output("curves", "loss per step"),
             report: d.output("report", "JSON: held-out ROC AUC per class, losses"),
@@ -135,20 +139,27 @@ impl Declared for SingleGaussFit {
 
     fn run(&self, io: &mut NodeIo<'_>, ctx: &Ctx<'_, '_>) -> NodeResult<()> {
         let (z, l, schema) = fitting_data(io, ctx, &self.codes, &self.labels)?;
-        let (zf, lf, zv, lv) = split(&z, &l, io.read(&self.fit.holdout)?);
         let rank = match io.read(&self.covariance)? {
             Covariance::Diag => 0,
             Covariance::Full => z.size()[1],
             Covariance::LowRank => io.read(&self.rank)?,
         };
-        let init = Gaussians::init(&zf, &lf, schema, rank, io.read(&self.normalization)?)?;
-        let opts = self.fit.options(io, false)?;
-        let (g, curves) = fit(&init, &zf, &lf, &opts, None, Some(ctx), "SingleGaussFit")?;
-        let mut report = heldout_report(&g, &zv, &lv);
-        report["final_label_mse"] = curves.last("label mse").unwrap_or(f64::NAN).into();
-        report["initial_label_mse"] = curves.first("label mse").unwrap_or(f64::NAN).into();
-        report["fit_codes"] = zf.size()[0].into();
-        report["heldout_codes"] = zv.size()[0].into();
+        let mut opts = self.fit.options(io, false)?;
+        if opts.batch == 0 {
+            // A full-covariance step costs D / rank times a low-rank one and converges as well on half the codes;
+            // the low-rank fit needs the larger batch (held-out AUC 0.955 against 0.948 after 200 steps).
+            opts.batch = if rank >= z.size()[1] { 1024 } else { 2048 };
+        }
+        let settings = SingleGaussSettings {
+            rank,
+            norm: io.read(&self.normalization)?,
+            opts,
+            holdout: io.read(&self.fit.holdout)?,
+            validation: io.read(&self.validation)?,
+            check_every: io.read(&self.check_every)?,
+            patience: io.read(&self.patience)?,
+        };
+        let (g, curves, report) = single_gauss(&z, &l, schema, settings, Some(ctx))?;
         let meta = serde_json::json!({"report": report});
         io.write(&self.gaussians, kinds::Gaussians(g.to_bundle(port::GAUSSIANS, meta)));
         io.write(&self.curves, kinds::Curves(curves.to_bundle("SingleGaussFit")));
@@ -163,19 +174,17 @@ fn forward(model: &ModelRef, x: Tensor) -> NodeResult<Tensor> {
 }
 
 /// Fraction of samples of each component that the classifier puts in that component's class (within its group).
-fn purity(g: &Gaussians, gen: &ModelRef, clf: &ModelRef, per: i64, rng: &mut ChaCha8Rng) -> NodeResult<Vec<f64>> {
+fn purity(g: &Model, gen: &ModelRef, clf: &ModelRef, per: i64, rng: &mut ChaCha8Rng) -> NodeResult<Vec<f64>> {
     let _guard = tch::no_grad_guard();
-    let (k, d, r) = (g.k(), g.dim(), g.rank());
-    let device = g.mu.device();
-    let comp = Tensor::arange(k, (Kind::Int64, device)).repeat_interleave_self_int(per, 0, None);
-    let e1 = randn(rng, &[k * per, d]).to_device(device);
-    let e2 = randn(rng, &[k * per, r]).to_device(device);
-    let probs = forward(clf, forward(gen, g.sample_with(&comp, &e1, &e2))?)?;
-    let cols = g.schema.columns();
+    let schema = g.schema();
+    let k = schema.len() as i64;
+    let comp = Tensor::arange(k, (Kind::Int64, g.device())).repeat_interleave_self_int(per, 0, None);
+    let probs = forward(clf, forward(gen, g.sample(&comp, rng))?)?;
+    let cols = schema.columns();
     let mut out = Vec::new();
     for c in 0..k {
         let (group, class) = cols[c as usize];
-        let range = g.schema.group_range(group);
+        let range = schema.group_range(group);
         let p = probs.narrow(0, c * per, per).narrow(1, range.start as i64, range.len() as i64);
         let hit = p.argmax(1, false).eq(class as i64).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
         out.push(hit);
@@ -195,6 +204,7 @@ pub(crate) struct GmmFit {
     generator: Input<Generator>,
     classifier: Input<Classifier>,
     samples: Param<i64>,
+    relabel_every: Param<i64>,
     recon_weight: Param<f64>,
     learn_weights: Param<bool>,
     fit: FitParams,
@@ -206,16 +216,20 @@ pub(crate) struct GmmFit {
 impl Declared for GmmFit {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.gmm_fit",
-        version: "1.0.0",
+        // 2: `samples` are rendered every `relabel_every` steps (not every step), and full covariance is trained
+        // through the precision's Cholesky factor.
+        version: "2.0.0",
         name: "GMMFit",
         category: FIT,
         doc:
             "Refines the Gaussian group as one mixture (weights 1/n): the label MSE plus an L1 term that samples each \
               component (reparameterised), renders it through G and re-labels it with f (weights frozen), compared \
-              with the class the component stands for.",
+              with the class the component stands for. The samples are rendered every `relabel_every` steps; the \
+              steps between reuse their gradient with respect to the samples.",
     };
 
     fn declare(d: &mut Declare) -> Self {
+        d.cacheable();
         GmmFit {
             gaussians: d.input("gaussians", "initial components, from SingleGaussFit"),
             codes: d.input("codes", "first codes z"),
@@ -226,11 +240,17 @@ impl Declared for GmmFit {
                 "samples",
                 8,
                 0..=4096,
-                "samples per component per step for the render-relabel term (0: off)",
+                "samples per component rendered and re-labelled for the render-relabel term (0: off)",
+            ),
+            relabel_every: d.int(
+                "relabel_every",
+                RELABEL_EVERY,
+                1..=10_000,
+                "steps between renders of the samples; the steps between reuse the samples and their gradient",
             ),
             recon_weight: d.float("recon_weight", 1.0, 0.0..=1000.0, "weight of the render-relabel L1 term"),
             learn_weights: d.bool("learn_weights", true, "learn the mixture weights (else fixed at 1/n)"),
-            fit: FitParams::declare(d, 100, 0.005),
+            fit: FitParams::declare(d, (100, "Adam steps"), 0.005, (2048, 1, "codes per step")),
             mixture: d.output("mixture", "the second GMM: component k holds semantic class k"),
             curves: d.output("curves", "loss per step: label MSE, render-relabel L1, total"),
             report: d.output("report", "JSON: held-out AUC, component purity per class"),
@@ -271,26 +291,30 @@ impl Declared for GmmFit {
         };
         let (target, mask) = (per_row(&target), per_row(&mask));
         let comp = Tensor::arange(k, (Kind::Int64, device)).repeat_interleave_self_int(per.max(1), 0, None);
-        let mut term = |g: &Gaussians, rng: &mut ChaCha8Rng| -> NodeResult<(String, Tensor)> {
-            let (d, r) = (g.dim(), g.rank());
-            let e1 = randn(rng, &[k * per, d]).to_device(device);
-            let e2 = randn(rng, &[k * per, r]).to_device(device);
-            let zs = g.sample_with(&comp, &e1, &e2);
-            let probs = forward(&clf, forward(&gen, zs)?)?;
-            let l1 = ((probs - &target).abs() * &mask).sum(Kind::Float) / (k * per) as f64;
-            Ok(("render-relabel l1".to_string(), l1 * weight))
+        // Rendering and re-labelling is the cost: fresh samples every `relabel_every` steps (see SampledTerm).
+        let every = io.read(&self.relabel_every)?;
+        let mut sampled = SampledTerm::new(comp, every);
+        let mut term = |g: &Model, step: i64, rng: &mut ChaCha8Rng| -> NodeResult<Option<TermValue>> {
+            let (loss, measured) = sampled.step(g, step, rng, |zs| {
+                let probs = forward(&clf, forward(&gen, zs)?)?;
+                Ok(((probs - &target).abs() * &mask).sum(Kind::Float) * (weight / (k * per) as f64))
+            })?;
+            Ok(Some(TermValue { name: "render-relabel l1".into(), loss, measured }))
         };
         let opts = self.fit.options(io, io.read(&self.learn_weights)?)?;
         let extra: Option<&mut ExtraTerm<'_>> = if per > 0 && weight > 0.0 { Some(&mut term) } else { None };
         let mut rng = ChaCha8Rng::seed_from_u64(io.read(&self.fit.seed)? as u64 ^ 0x5eed);
-        let purity_before = purity(&init, &gen, &clf, 32, &mut rng.clone())?;
-        let (g, curves) = fit(&init, &zf, &lf, &opts, extra, Some(ctx), "GMMFit")?;
-        let purity_after = purity(&g, &gen, &clf, 32, &mut rng)?;
-        let names = g.schema.class_names();
-        let mut report = heldout_report(&g, &zv, &lv);
+        let model = Model::of(&init);
+        let purity_before = purity(&model, &gen, &clf, 32, &mut rng.clone())?;
+        let (model, curves, _) = fit(&model, &zf, &lf, &opts, extra, Some(ctx), "GMMFit")?;
+        let purity_after = purity(&model, &gen, &clf, 32, &mut rng)?;
+        let names = model.schema().class_names();
+        let mut report = auc_report(&model.normalized_eval(&zv), &lv, model.schema());
         report["purity_before"] = per_class(&names, &purity_before);
         report["purity"] = per_class(&names, &purity_after);
-        report["weights"] = Vec::<f64>::try_from(g.log_w.softmax(0, Kind::Double)).unwrap_or_default().into();
+        report["weights"] = model.weights().into();
+        report["relabel_every"] = every.into();
+        report["renders"] = (sampled.evaluations * k * per).into();
         // Per-step losses are minibatch estimates: report the means over the first and last tenth of the steps.
         for (name, s) in &curves.0 {
             let w = (s.len() / 10).max(1).min(s.len().max(1));
@@ -298,6 +322,7 @@ impl Declared for GmmFit {
             report["first"][name] = mean(&s[..w.min(s.len())]).into();
             report["last"][name] = mean(&s[s.len().saturating_sub(w)..]).into();
         }
+        let g = model.to_gaussians();
         let meta = serde_json::json!({"report": report, "mapping": names});
         io.write(&self.mixture, kinds::Mixture(g.to_bundle(port::MIXTURE, meta)));
         io.write(&self.curves, kinds::Curves(curves.to_bundle("GMMFit")));

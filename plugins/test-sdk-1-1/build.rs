@@ -1,0 +1,1 @@
+fn main() { subspace_link::libtorch(); }
