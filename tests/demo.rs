@@ -15,7 +15,11 @@ fn read_json(path: &std::path::Path) -> Json {
 fn the_demo_preset_runs_end_to_end_on_the_default_world() {
     let out = tempfile::tempdir().unwrap();
     let plugins = release_dir().join("plugins");
-    assert!(plugins.join("libsubspace_plugin_method.so").exists(), "run `make build` first (links the plugins into {})", plugins.display());
+    assert!(
+        plugins.join("libsubspace_plugin_method.so").exists(),
+        "run `make build` first (links the plugins into {})",
+        plugins.display()
+    );
     let status = Command::new(host_binary())
         .current_dir(repo_root())
         .args(["--device", "cpu", "run", "examples/presets/demo.json", "--out", out.path().to_str().unwrap()])
@@ -26,7 +30,8 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
 
     let scores = read_json(&out.path().join("edit-scores.json"));
-    let classes: Vec<String> = scores["classes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let classes: Vec<String> =
+        scores["classes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     assert_eq!(classes.len(), 13, "{classes:?}");
     for class in &classes {
         let png = out.path().join(format!("edits/edit-{class}.png"));
@@ -34,7 +39,14 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
         let aspect = img.1 as f64 / img.0 as f64;
         assert!((aspect - 32.0 / 6.0).abs() < 0.3, "{class}: expected 32 pictures by 6 ratios, got {img:?}");
     }
-    for f in ["mixture.safetensors", "mixture.json", "curves-single-gauss.png", "curves-gmm.png", "gmm-report.json", "run-report.md"] {
+    for f in [
+        "mixture.safetensors",
+        "mixture.json",
+        "curves-single-gauss.png",
+        "curves-gmm.png",
+        "gmm-report.json",
+        "run-report.md",
+    ] {
         assert!(out.path().join(f).exists(), "{f} missing");
     }
 
@@ -44,7 +56,8 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
     // 90% of the pictures on average (measured 0.97) and for 75% of them in every class (measured >= 0.875 in every
     // class with 32 pictures, bangs the lowest; 0.75-0.84 with the 1.x fits, skin.medium the lowest).
     let gauss = read_json(&out.path().join("single-gauss-report.json"));
-    let aucs: Vec<(String, f64)> = gauss["auc"].as_object().unwrap().iter().map(|(c, a)| (c.clone(), a.as_f64().unwrap())).collect();
+    let aucs: Vec<(String, f64)> =
+        gauss["auc"].as_object().unwrap().iter().map(|(c, a)| (c.clone(), a.as_f64().unwrap())).collect();
     assert_eq!(aucs.len(), 13);
     for (class, auc) in &aucs {
         assert!(*auc >= 0.82, "held-out ROC AUC of {class}: {auc}");

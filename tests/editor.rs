@@ -44,16 +44,35 @@ fn start(graphs: &std::path::Path, out: &std::path::Path) -> Server {
 fn start_with(graphs: &std::path::Path, out: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(host_binary())
         .current_dir(repo_root())
-        .args(["--device", "cpu", "serve", "--port", "0", "--graphs", graphs.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "--device",
+            "cpu",
+            "serve",
+            "--port",
+            "0",
+            "--graphs",
+            graphs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|s| s.split('/').next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
     let page = String::from_utf8(request(&addr, "GET", "/", "").1).unwrap();
-    let token = page.split("name=\"subspace-token\" content=\"").nth(1).and_then(|s| s.split('"').next()).expect("token in the page");
+    let token = page
+        .split("name=\"subspace-token\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("token in the page");
     Server { child, addr: addr.clone(), token: token.to_string() }
 }
 
@@ -137,7 +156,13 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     let (code, nodes) = json_of(request(&s.addr, "GET", "/api/nodes", ""));
     assert_eq!(code, 200);
     let ids: Vec<&str> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
-    for t in ["subspace.generator", "subspace.classifier", "subspace.single_gauss_fit", "subspace.gmm_fit", "subspace.attribute_edit"] {
+    for t in [
+        "subspace.generator",
+        "subspace.classifier",
+        "subspace.single_gauss_fit",
+        "subspace.gmm_fit",
+        "subspace.attribute_edit",
+    ] {
         assert!(ids.contains(&t), "{t} missing from {ids:?}");
     }
     let (_, list) = json_of(request(&s.addr, "GET", "/api/graphs", ""));
@@ -224,7 +249,8 @@ fn small_graph() -> Json {
 }
 
 fn runs_in(out: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     names.retain(|n| n.starts_with("run-"));
     names.sort();
     names
@@ -247,9 +273,21 @@ fn only_the_editor_page_can_drive_the_server() {
     };
     // A cross-site form post: text/plain, no token (what any web page can send without a preflight).
     refused(&[("Content-Type", "text/plain")], "POST", "/api/run", 403, "token");
-    refused(&[("Origin", "https://evil.example"), ("Content-Type", "text/plain")], "POST", "/api/run", 403, "evil.example");
+    refused(
+        &[("Origin", "https://evil.example"), ("Content-Type", "text/plain")],
+        "POST",
+        "/api/run",
+        403,
+        "evil.example",
+    );
     // The token alone is not enough: the body must be declared JSON, and come from the page's own origin.
-    refused(&[("X-Subspace-Token", token), ("Content-Type", "text/plain")], "POST", "/api/run", 415, "application/json");
+    refused(
+        &[("X-Subspace-Token", token), ("Content-Type", "text/plain")],
+        "POST",
+        "/api/run",
+        415,
+        "application/json",
+    );
     let foreign_origin = [good[0], good[1], ("Origin", "http://localhost.evil.example:80")];
     refused(&foreign_origin, "POST", "/api/run", 403, "Origin");
     refused(&[good[0], good[1], ("Sec-Fetch-Site", "cross-site")], "POST", "/api/run", 403, "cross-site");
@@ -282,7 +320,11 @@ fn only_the_editor_page_can_drive_the_server() {
     let mut head = String::new();
     raw.read_to_string(&mut head).unwrap();
     let head = head.to_ascii_lowercase();
-    assert!(head.contains("x-frame-options: deny") && head.contains("frame-ancestors 'none'"), "{}", &head[..head.len().min(600)]);
+    assert!(
+        head.contains("x-frame-options: deny") && head.contains("frame-ancestors 'none'"),
+        "{}",
+        &head[..head.len().min(600)]
+    );
 }
 
 #[test]
@@ -345,10 +387,12 @@ fn concurrent_saves_of_one_graph_each_land_whole() {
         .collect();
     let codes: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(codes.iter().all(|&c| c == 200), "every save succeeds: {codes:?}");
-    let saved: Json = serde_json::from_str(&std::fs::read_to_string(graphs.path().join("shared.json")).unwrap()).unwrap();
+    let saved: Json =
+        serde_json::from_str(&std::fs::read_to_string(graphs.path().join("shared.json")).unwrap()).unwrap();
     let seed = saved["nodes"][0]["params"]["seed"].as_u64().unwrap() as usize;
     assert_eq!(saved["editor"]["note"].as_str().unwrap().len(), 20_000 + seed * 97, "the file is one save, whole");
-    let names: Vec<String> = std::fs::read_dir(graphs.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(graphs.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert_eq!(names, vec!["shared.json".to_string()], "no temporary file is left");
 }
 
@@ -366,7 +410,11 @@ fn a_restarted_server_keeps_the_earlier_runs() {
     g["nodes"][0]["params"]["seed"] = json!(9);
     let (_, r) = json_of(second.call("POST", "/api/run", &g.to_string()));
     assert_eq!(r["run"], "run-2", "{r}");
-    assert_eq!(std::fs::read(out.path().join("run-1/grid.png")).unwrap(), before, "the first session's result is untouched");
+    assert_eq!(
+        std::fs::read(out.path().join("run-1/grid.png")).unwrap(),
+        before,
+        "the first session's result is untouched"
+    );
     assert_eq!(runs_in(out.path()), vec!["run-1", "run-2"]);
 }
 

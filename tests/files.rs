@@ -243,12 +243,14 @@ fn loading_refuses_broken_mixtures_naming_the_file_and_tensor() {
         "normalization": "group", "latent_dim": 3, "rank": 1,
     });
     let f = |v: &[f32], shape: &[i64]| tch::Tensor::from_slice(v).view(shape);
-    let good = || vec![
-        ("mu", f(&[0.0, 1.0, 2.0, -1.0, 0.5, 0.0], &[2, 3])),
-        ("log_sd", f(&[0.0; 6], &[2, 3])),
-        ("u", f(&[0.1; 6], &[2, 3, 1])),
-        ("log_w", f(&[0.0, 0.0], &[2])),
-    ];
+    let good = || {
+        vec![
+            ("mu", f(&[0.0, 1.0, 2.0, -1.0, 0.5, 0.0], &[2, 3])),
+            ("log_sd", f(&[0.0; 6], &[2, 3])),
+            ("u", f(&[0.1; 6], &[2, 3, 1])),
+            ("log_w", f(&[0.0, 0.0], &[2])),
+        ]
+    };
     let load = |file: &Path| run_at(&evaluator(product_registry()), dir.path(), &load_mixture(file));
     let ok = dir.path().join("good.safetensors");
     write_fit(&ok, &meta, &good());

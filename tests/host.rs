@@ -46,7 +46,8 @@ fn incompatible_and_broken_plugins_are_refused_by_name_while_the_others_load() {
     assert_eq!(r.plugins.len(), 1, "only the good plugin loads");
     assert!(r.node("test.add").is_some());
     assert!(r.node("mismatch.node").is_none(), "a refused plugin's nodes are never listed");
-    let mismatch = r.problems.iter().find(|p| p.path.to_string_lossy().contains("mismatch")).expect("mismatch reported");
+    let mismatch =
+        r.problems.iter().find(|p| p.path.to_string_lossy().contains("mismatch")).expect("mismatch reported");
     let host = format!("host has {}.{}", subspace_sdk::SDK_ABI_MAJOR, subspace_sdk::SDK_ABI_MINOR);
     assert!(mismatch.message.contains("99.0") && mismatch.message.contains(&host), "{}", mismatch.message);
     let broken = r.problems.iter().find(|p| p.path.to_string_lossy().contains("broken")).expect("broken reported");
@@ -88,10 +89,17 @@ fn validation_reports_every_problem_at_once_with_node_and_port() {
         .out("c.missing")
         .out("nobody");
     let mut g = g;
-    g.0.nodes.push(subspace_host::graph::GraphNode { id: "old".into(), node_type: "test.add".into(), version: Some("^2".into()), params: Default::default() });
+    g.0.nodes.push(subspace_host::graph::GraphNode {
+        id: "old".into(),
+        node_type: "test.add".into(),
+        version: Some("^2".into()),
+        params: Default::default(),
+    });
     let errors = validate(&g.0, &r).err().expect("invalid");
     let has = |p: Problem, node: &str, loc: Option<&str>| {
-        errors.iter().any(|e| e.problem == p && e.node.as_deref() == Some(node) && (loc.is_none() || e.location.as_deref() == loc))
+        errors.iter().any(|e| {
+            e.problem == p && e.node.as_deref() == Some(node) && (loc.is_none() || e.location.as_deref() == loc)
+        })
     };
     assert!(has(Problem::DuplicateId, "c", None), "{errors:#?}");
     assert!(has(Problem::UnknownNodeType, "u", None));
@@ -110,7 +118,11 @@ fn validation_reports_every_problem_at_once_with_node_and_port() {
     assert!(errors.iter().any(|e| e.problem == Problem::BadLink));
     assert!(has(Problem::UnknownOutput, "c", Some("missing")));
     assert!(has(Problem::UnknownOutput, "nobody", None));
-    let msg = errors.iter().find(|e| e.problem == Problem::BadParam && e.location.as_deref() == Some("steps")).unwrap().to_string();
+    let msg = errors
+        .iter()
+        .find(|e| e.problem == Problem::BadParam && e.location.as_deref() == Some("steps"))
+        .unwrap()
+        .to_string();
     assert!(msg.contains("node 'p'") && msg.contains("[1, 10]"), "{msg}");
 
     let nothing = validate(&G::new().node("c", "test.constant", json!({})).0, &r).err().unwrap();
@@ -278,7 +290,13 @@ fn a_tensor_passes_through_three_nodes_without_a_copy() {
 
 #[test]
 fn seeded_randomness_repeats_and_changes_with_the_inputs() {
-    let g = |n: i64| G::new().node("t", "test.tensor", json!({"n": n, "random": true})).node("a", "test.address", json!({})).link("t.tensor", "a.tensor").out("a.sum");
+    let g = |n: i64| {
+        G::new()
+            .node("t", "test.tensor", json!({"n": n, "random": true}))
+            .node("a", "test.address", json!({}))
+            .link("t.tensor", "a.tensor")
+            .out("a.sum")
+    };
     let a = run(&evaluator(test_registry()), &g(64));
     let b = run(&evaluator(test_registry()), &g(64));
     let c = run(&evaluator(test_registry()), &g(65));
@@ -289,7 +307,11 @@ fn seeded_randomness_repeats_and_changes_with_the_inputs() {
 #[test]
 fn a_run_can_be_cancelled_and_reports_progress_events() {
     let e = evaluator(test_registry());
-    let g = G::new().node("wait", "test.wait_for_cancel", json!({})).node("s", "test.sleep", json!({"ms": 50})).out("wait").out("s");
+    let g = G::new()
+        .node("wait", "test.wait_for_cancel", json!({}))
+        .node("s", "test.sleep", json!({"ms": 50}))
+        .out("wait")
+        .out("s");
     let plan = g.plan(&e.registry);
     let cancel = CancelToken::default();
     let (tx, rx) = crossbeam::channel::unbounded();
@@ -329,7 +351,15 @@ fn cli_validates_runs_with_overrides_and_lists_nodes() {
             .output()
             .unwrap()
     };
-    let out = cli(&["run", graph.to_str().unwrap(), "--set", "s.factor=5", "--out", tmp.path().join("o").to_str().unwrap(), "--json"]);
+    let out = cli(&[
+        "run",
+        graph.to_str().unwrap(),
+        "--set",
+        "s.factor=5",
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outputs"]["s"]["value"], json!(10.0));
@@ -405,7 +435,11 @@ fn the_cache_stays_within_its_byte_budget_evicting_the_least_recently_used() {
 fn cli_with_constant(args: &[&str]) -> (tempfile::TempDir, std::process::Output) {
     let tmp = tempfile::tempdir().unwrap();
     let graph = tmp.path().join("g.json");
-    std::fs::write(&graph, serde_json::to_string(&G::new().node("k", "test.constant", json!({"value": 4.0})).out("k").0).unwrap()).unwrap();
+    std::fs::write(
+        &graph,
+        serde_json::to_string(&G::new().node("k", "test.constant", json!({"value": 4.0})).out("k").0).unwrap(),
+    )
+    .unwrap();
     let dir = plugin_dir(&["subspace_test_nodes"]);
     let args: Vec<String> = args.iter().map(|a| a.replace("TMP", tmp.path().to_str().unwrap())).collect();
     let out = Command::new(host_binary())
@@ -473,6 +507,10 @@ fn a_plugin_built_against_the_older_compatible_sdk_layout_still_loads_and_runs()
     assert_eq!(new.about.as_ref().map(|a| a.name.to_string()), Some("subspace-test-nodes".to_string()));
     // The old plugin's node runs, linked to a node of a current plugin.
     let e = evaluator(std::sync::Arc::new(r));
-    let g = G::new().node("k", "test.constant", json!({"value": 21.0})).node("d", "old.double", json!({})).link("k.value", "d.value").out("d");
+    let g = G::new()
+        .node("k", "test.constant", json!({"value": 21.0}))
+        .node("d", "old.double", json!({}))
+        .link("k.value", "d.value")
+        .out("d");
     assert_eq!(float(&run(&e, &g), "d", "value"), 42.0);
 }

@@ -51,13 +51,19 @@ fn pipeline(gen: &str, clf: &str, mode: &str) -> G {
 /// Fraction of edits at the last ratio whose target group is classified as the target, per target.
 fn success(labels: &tch::Tensor, layout: &EditLayout, schema: &subspace_sdk::LabelSchema) -> Vec<(String, f64)> {
     let (s, t) = (layout.samples, layout.steps);
-    layout.targets.iter().enumerate().map(|(i, name)| {
-        let col = schema.column(name).unwrap();
-        let range = schema.group_range(schema.columns()[col].0);
-        let rows = labels.narrow(0, i as i64 * s * t, s * t).view([s, t, -1]).select(1, t - 1);
-        let hit = rows.narrow(1, range.start as i64, range.len() as i64).argmax(1, false).eq((col - range.start) as i64);
-        (name.to_string(), hit.to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]))
-    }).collect()
+    layout
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let col = schema.column(name).unwrap();
+            let range = schema.group_range(schema.columns()[col].0);
+            let rows = labels.narrow(0, i as i64 * s * t, s * t).view([s, t, -1]).select(1, t - 1);
+            let hit =
+                rows.narrow(1, range.start as i64, range.len() as i64).argmax(1, false).eq((col - range.start) as i64);
+            (name.to_string(), hit.to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]))
+        })
+        .collect()
 }
 
 #[test]
@@ -75,11 +81,15 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
     let (first, last) = (gmm["first"]["total"].as_f64().unwrap(), gmm["last"]["total"].as_f64().unwrap());
     assert!(last < first, "GMMFit loss did not decrease: {first} -> {last}");
     // Purity: the fraction of a component's rendered samples that the classifier puts in its class.
-    let purity = |key: &str| -> Vec<f64> { gmm[key].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).collect() };
+    let purity =
+        |key: &str| -> Vec<f64> { gmm[key].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).collect() };
     let (before, after) = (purity("purity_before"), purity("purity"));
     assert!(after.iter().all(|&p| p > 0.6), "a component lost its semantic: {after:?}");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    assert!(mean(&after) > mean(&before), "the render-relabel term did not sharpen the components: {before:?} -> {after:?}");
+    assert!(
+        mean(&after) > mean(&before),
+        "the render-relabel term did not sharpen the components: {before:?} -> {after:?}"
+    );
 
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!() };
     let layout: EditLayout = typed(&r, "edit", "layout");
@@ -99,7 +109,11 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
     // The saved mixture loads back and edits the same way without a refit.
     let saved = dir.path().join("toy.safetensors");
     assert!(saved.exists() && dir.path().join("toy.json").exists());
-    assert!(std::fs::read_dir(dir.path()).unwrap().all(|f| !f.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|f| !f
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
     let reload = G::new()
         .node("load", "subspace.load_mixture", json!({"file": saved.display().to_string()}))
         .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "render": false}))
@@ -108,7 +122,12 @@ fn fit_refine_edit_and_relabel_on_the_toy_world() {
         .link("load.mixture", "edit.mixture")
         .out("edit.codes");
     let again = run_at(&e, dir.path(), &reload);
-    let (Some(Value::Latents(a)), Some(Value::Latents(b))) = (again.output("edit", "codes"), run_at(&e, dir.path(), &pipeline(&gen, &clf, "lerp").out("edit.codes")).output("edit", "codes").cloned()) else { panic!("{:?}", again.status) };
+    let (Some(Value::Latents(a)), Some(Value::Latents(b))) = (
+        again.output("edit", "codes"),
+        run_at(&e, dir.path(), &pipeline(&gen, &clf, "lerp").out("edit.codes")).output("edit", "codes").cloned(),
+    ) else {
+        panic!("{:?}", again.status)
+    };
     assert!(a.tensor().allclose(&b.tensor(), 1e-5, 1e-5, false), "loaded mixture edits differently");
 }
 
@@ -125,18 +144,39 @@ fn edit_modes_and_multi_attribute_targets() {
         let mean = s.iter().map(|(_, v)| v).sum::<f64>() / s.len() as f64;
         assert!(mean >= 0.75, "{mode}: {s:?}");
     }
-    let multi = pipeline(&gen, &clf, "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set("edit", "zs", json!("mean"));
+    let multi = pipeline(&gen, &clf, "lerp").set("edit", "target", json!("red.yes+blue.yes, red.no+blue.no")).set(
+        "edit",
+        "zs",
+        json!("mean"),
+    );
     let r = run_at(&e, dir.path(), &multi);
     let Some(Value::Labels(labels)) = r.output("judge", "labels") else { panic!("{:?}", r.status) };
     assert_eq!(typed::<EditLayout>(&r, "edit", "layout").targets, ["red.yes+blue.yes", "red.no+blue.no"]);
     let p = labels.probs.tensor().view([2, 10, 3, 4]).select(2, 2); // ratio 1
-    let both_yes = p.get(0).narrow(1, 1, 1).gt(0.5).logical_and(&p.get(0).narrow(1, 3, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
-    let both_no = p.get(1).narrow(1, 0, 1).gt(0.5).logical_and(&p.get(1).narrow(1, 2, 1).gt(0.5)).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    let both_yes = p
+        .get(0)
+        .narrow(1, 1, 1)
+        .gt(0.5)
+        .logical_and(&p.get(0).narrow(1, 3, 1).gt(0.5))
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    let both_no = p
+        .get(1)
+        .narrow(1, 0, 1)
+        .gt(0.5)
+        .logical_and(&p.get(1).narrow(1, 2, 1).gt(0.5))
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
     assert!(both_yes >= 0.8 && both_no >= 0.8, "two attributes at once: {both_yes}, {both_no}");
 
     // spread truncates sampled control vectors toward the component mean: 0 gives the mean's edit, 1 does not.
     let codes = |spread: f64, zs: &str| -> tch::Tensor {
-        let g = pipeline(&gen, &clf, "lerp").set("edit", "spread", json!(spread)).set("edit", "zs", json!(zs)).out("edit.codes");
+        let g = pipeline(&gen, &clf, "lerp")
+            .set("edit", "spread", json!(spread))
+            .set("edit", "zs", json!(zs))
+            .out("edit.codes");
         match run_at(&e, dir.path(), &g).output("edit", "codes") {
             Some(Value::Latents(t)) => t.tensor(),
             other => panic!("{other:?}"),
@@ -146,7 +186,12 @@ fn edit_modes_and_multi_attribute_targets() {
     assert!(codes(0.0, "sample").allclose(&mean, 1e-5, 1e-5, false), "spread 0 should edit toward the component mean");
     let (full, half) = (codes(1.0, "sample"), codes(0.5, "sample"));
     let dist = |t: &tch::Tensor| (t - &mean).square().mean(tch::Kind::Float).double_value(&[]);
-    assert!(dist(&half) > 0.0 && dist(&half) < dist(&full), "spread 0.5 should lie between: {} vs {}", dist(&half), dist(&full));
+    assert!(
+        dist(&half) > 0.0 && dist(&half) < dist(&full),
+        "spread 0.5 should lie between: {} vs {}",
+        dist(&half),
+        dist(&full)
+    );
 
     // Region path "line": the a = 1 column is the "solve" path's, and a = 0.5 lies halfway along the line to it.
     let region = |path: &str| -> tch::Tensor {
@@ -196,7 +241,9 @@ fn fitting_refuses_labels_that_miss_a_class_or_disagree_in_length() {
         .out("mismatch");
     let r = run_at(&e, dir.path(), &g);
     let msg = |n: &str| match &r.status[n] {
-        NodeStatus::Failed { error } => (error.location.clone().into_option().map(|s| s.to_string()), error.message.to_string()),
+        NodeStatus::Failed { error } => {
+            (error.location.clone().into_option().map(|s| s.to_string()), error.message.to_string())
+        }
         s => panic!("{n}: {s:?}"),
     };
     let (loc, m) = msg("mismatch");

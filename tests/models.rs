@@ -28,7 +28,9 @@ fn world() -> (tempfile::TempDir, String, String) {
 }
 
 fn sample(gen: &str, count: i64, seed: i64) -> G {
-    G::new().node("gen", "subspace.generator", json!({"model": gen, "count": count, "seed": seed, "batch": 7})).out("gen")
+    G::new()
+        .node("gen", "subspace.generator", json!({"model": gen, "count": count, "seed": seed, "batch": 7}))
+        .out("gen")
 }
 
 #[test]
@@ -79,7 +81,11 @@ fn a_file_that_is_not_torchscript_is_a_clear_model_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fake.pt");
     std::fs::write(&path, b"definitely not a zip archive").unwrap();
-    std::fs::write(path.with_extension("json"), r#"{"format":"subspace.generator/1","latent":{"dim":8},"output":{"height":8,"width":8}}"#).unwrap();
+    std::fs::write(
+        path.with_extension("json"),
+        r#"{"format":"subspace.generator/1","latent":{"dim":8},"output":{"height":8,"width":8}}"#,
+    )
+    .unwrap();
     let r = run(&evaluator(product_registry()), &sample(&path.display().to_string(), 2, 0));
     let err = failure(&r, "gen");
     assert_eq!(err.kind, ErrorKind::Model);
@@ -92,7 +98,10 @@ fn a_file_that_is_not_torchscript_is_a_clear_model_error() {
 #[test]
 fn classifier_labels_are_probabilities_per_group_with_the_schema() {
     let (_dir, gen, clf) = world();
-    let g = sample(&gen, 30, 4).node("clf", "subspace.classifier", json!({"model": clf, "batch": 8})).link("gen.images", "clf.images").out("clf");
+    let g = sample(&gen, 30, 4)
+        .node("clf", "subspace.classifier", json!({"model": clf, "batch": 8}))
+        .link("gen.images", "clf.images")
+        .out("clf");
     let r = run(&evaluator(product_registry()), &g);
     let Some(Value::Labels(labels)) = r.output("clf", "labels") else { panic!("{:?}", r.status) };
     let p = labels.probs.tensor();
@@ -160,7 +169,10 @@ fn two_nodes_naming_the_same_weights_load_them_once() {
     let copy = dir.path().join("copy");
     std::fs::create_dir_all(&copy).unwrap();
     let other = toy::generator(&copy);
-    let r = run(&e, &G::new().node("d", "subspace.generator", json!({"model": other.display().to_string(), "count": 2})).out("d"));
+    let r = run(
+        &e,
+        &G::new().node("d", "subspace.generator", json!({"model": other.display().to_string(), "count": 2})).out("d"),
+    );
     assert!(r.ok());
     assert_eq!(e.loaded_models().len(), 3, "another file is another model: {:?}", e.loaded_models());
 }
@@ -211,8 +223,13 @@ impl Drop for ShippedFolder {
 #[test]
 fn model_paths_cannot_leave_the_models_folder() {
     let e = evaluator(product_registry());
-    let traversals =
-        ["default/../../../../etc/passwd", "default/../generator.pt", "default//etc/passwd", "default/./generator.pt", "default/"];
+    let traversals = [
+        "default/../../../../etc/passwd",
+        "default/../generator.pt",
+        "default//etc/passwd",
+        "default/./generator.pt",
+        "default/",
+    ];
     for bad in traversals {
         let msg = param_failure(&run(&e, &sample(bad, 2, 0)), "gen", "model");
         assert!(msg.contains(bad) && msg.contains("no '..'"), "{bad}: {msg}");
@@ -444,9 +461,18 @@ fn call_conventions_that_disagree_with_the_model_are_refused_naming_the_field() 
         ("zero", None, |m| m["latent"]["shape"] = json!([8, 0]), "latent.shape"),
         ("noargs", Some(Conditional(5)), |m| m["arguments"] = json!([]), "declare the rest in arguments"),
         ("argsize", Some(Conditional(5)), |m| m["arguments"][0]["zeros"] = json!(3), "arguments"),
-        ("argtype", Some(Conditional(5)), |m| m["arguments"][0] = json!({"name": "c", "value": 0.5}), "refuses the type"),
-        ("extra", Some(Conditional(5)), |m| m["arguments"] = json!([{"name": "c", "zeros": 5}, {"name": "p", "value": 0.7}]),
-            "check arguments"),
+        (
+            "argtype",
+            Some(Conditional(5)),
+            |m| m["arguments"][0] = json!({"name": "c", "value": 0.5}),
+            "refuses the type",
+        ),
+        (
+            "extra",
+            Some(Conditional(5)),
+            |m| m["arguments"] = json!([{"name": "c", "zeros": 5}, {"name": "p", "value": 0.7}]),
+            "check arguments",
+        ),
         ("twokinds", Some(Conditional(5)), |m| m["arguments"][0]["value"] = json!(1.0), "('c') needs exactly one"),
         ("argkey", Some(Conditional(5)), |m| m["arguments"][0]["zero"] = json!(5), "unknown field `zero`"),
         ("argname", Some(Conditional(5)), |m| m["arguments"][0]["name"] = json!(" "), "arguments[0].name"),

@@ -109,7 +109,11 @@ pub fn outputs_bytes(outputs: &Outputs) -> u64 {
     let mut storage = |t: &subspace_sdk::TensorRef| -> u64 {
         let t = t.tensor();
         let bytes = (t.numel() as u64).saturating_mul(t.kind().elt_size_in_bytes() as u64);
-        if seen.insert((t.data_ptr() as usize, bytes)) { bytes } else { 0 }
+        if seen.insert((t.data_ptr() as usize, bytes)) {
+            bytes
+        } else {
+            0
+        }
     };
     outputs
         .iter()
@@ -131,7 +135,10 @@ mod tests {
     use tch::{Kind, Tensor};
 
     fn floats(n: i64) -> Outputs {
-        Arc::new(vec![NamedValue::new("t", Value::Tensor(TensorRef::new(Tensor::zeros([n], (Kind::Float, tch::Device::Cpu)))))])
+        Arc::new(vec![NamedValue::new(
+            "t",
+            Value::Tensor(TensorRef::new(Tensor::zeros([n], (Kind::Float, tch::Device::Cpu)))),
+        )])
     }
 
     #[test]

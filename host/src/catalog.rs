@@ -47,7 +47,10 @@ pub fn nodes_text(registry: &Registry) -> String {
     let mut out = String::new();
     let mut last_category = String::new();
     let mut list: Vec<_> = registry.nodes.values().collect();
-    list.sort_by(|a, b| (a.descriptor.category.as_str(), a.descriptor.id.as_str()).cmp(&(b.descriptor.category.as_str(), b.descriptor.id.as_str())));
+    list.sort_by(|a, b| {
+        (a.descriptor.category.as_str(), a.descriptor.id.as_str())
+            .cmp(&(b.descriptor.category.as_str(), b.descriptor.id.as_str()))
+    });
     for nt in list {
         let d = &nt.descriptor;
         if d.category.as_str() != last_category {
@@ -56,7 +59,14 @@ pub fn nodes_text(registry: &Registry) -> String {
         }
         let _ = writeln!(out, "  {} {} - {}: {}", d.id, d.version, d.display_name, d.description);
         for p in d.inputs.iter() {
-            let _ = writeln!(out, "      in  {:<12} {:<18}{} {}", p.name, p.ty, if p.optional { " (optional)" } else { "" }, p.description);
+            let _ = writeln!(
+                out,
+                "      in  {:<12} {:<18}{} {}",
+                p.name,
+                p.ty,
+                if p.optional { " (optional)" } else { "" },
+                p.description
+            );
         }
         for p in d.outputs.iter() {
             let _ = writeln!(out, "      out {:<12} {:<18} {}", p.name, p.ty, p.description);
@@ -65,7 +75,9 @@ pub fn nodes_text(registry: &Registry) -> String {
             let range = match &p.kind {
                 ParamKind::Float { min, max } => format!("float in [{min}, {max}]"),
                 ParamKind::Int { min, max } => format!("int in [{min}, {max}]"),
-                ParamKind::Choice { choices } => format!("one of {:?}", choices.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
+                ParamKind::Choice { choices } => {
+                    format!("one of {:?}", choices.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+                }
                 k => k.type_name().to_string(),
             };
             let _ = writeln!(out, "      param {:<10} {} = {} - {}", p.name, range, p.default.summary(), p.description);

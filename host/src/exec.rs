@@ -15,7 +15,7 @@ use crate::cache::{CacheStats, Key, OutputCache};
 use crate::disk_cache::DiskCache;
 use crate::plugins::Registry;
 use crate::validate::Plan;
-use abi_stable::std_types::{RNone, ROption, RSome, RStr, RErr, ROk};
+use abi_stable::std_types::{RErr, RNone, ROk, ROption, RSome, RStr};
 use crossbeam::channel::{unbounded, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -46,11 +46,17 @@ pub enum Event {
 /// How a node ended in one run.
 #[derive(Debug, Clone)]
 pub enum NodeStatus {
-    Ran { seconds: f64 },
+    Ran {
+        seconds: f64,
+    },
     Cached,
-    Failed { error: NodeError },
+    Failed {
+        error: NodeError,
+    },
     /// An input's node failed or the run was cancelled first.
-    Skipped { because: String },
+    Skipped {
+        because: String,
+    },
 }
 
 /// The result of a run: every needed node's status and the requested outputs that were produced.
@@ -90,7 +96,8 @@ impl RunReport {
     }
     /// Every needed node ran or was cached, and every requested output is there.
     pub fn ok(&self) -> bool {
-        self.missing.is_empty() && self.status.values().all(|s| matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
+        self.missing.is_empty()
+            && self.status.values().all(|s| matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
     }
 }
 
@@ -313,7 +320,7 @@ impl Evaluator {
             let mut grew = false;
             for i in partial.keys().copied().collect::<Vec<_>>() {
                 let needed = |port: &str| {
-                    plan.requested.iter().any(|(r, p)| *r == i && p.as_deref().map_or(true, |p| p == port))
+                    plan.requested.iter().any(|(r, p)| *r == i && p.as_deref().is_none_or(|p| p == port))
                         || to_run.iter().any(|&j| plan.nodes[j].inputs.values().any(|(s, sp)| *s == i && sp == port))
                 };
                 if !partial[&i].iter().any(|(port, v)| v.is_none() && needed(port)) {
@@ -365,7 +372,8 @@ impl Evaluator {
         let mut waiting: HashMap<usize, usize> = to_run
             .iter()
             .map(|&i| {
-                let deps: HashSet<usize> = plan.nodes[i].inputs.values().map(|(s, _)| *s).filter(|s| to_run_set.contains(s)).collect();
+                let deps: HashSet<usize> =
+                    plan.nodes[i].inputs.values().map(|(s, _)| *s).filter(|s| to_run_set.contains(s)).collect();
                 (i, deps.len())
             })
             .collect();
@@ -424,7 +432,10 @@ impl Evaluator {
                     .inputs
                     .iter()
                     .filter_map(|(port, (src, src_port))| {
-                        values[src].iter().find(|v| v.name.as_str() == src_port.as_str()).map(|v| NamedValue::new(port, v.value.clone()))
+                        values[src]
+                            .iter()
+                            .find(|v| v.name.as_str() == src_port.as_str())
+                            .map(|v| NamedValue::new(port, v.value.clone()))
                     })
                     .collect();
                 emit(Event::NodeStarted { node: n.id.clone(), node_type: n.node_type.descriptor.id.to_string() });
@@ -477,7 +488,8 @@ impl Evaluator {
             }
             drop(job_tx);
             for (&j, _) in waiting.iter() {
-                let because = if opts.cancel.is_cancelled() { "run cancelled".to_string() } else { "not reached".to_string() };
+                let because =
+                    if opts.cancel.is_cancelled() { "run cancelled".to_string() } else { "not reached".to_string() };
                 emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
                 status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
             }
@@ -499,7 +511,7 @@ impl Evaluator {
             let id = &plan.nodes[*i].id;
             let list: Vec<NamedValue> = values
                 .get(i)
-                .map(|v| v.iter().filter(|nv| port.as_deref().map_or(true, |p| nv.name.as_str() == p)).cloned().collect())
+                .map(|v| v.iter().filter(|nv| port.as_deref().is_none_or(|p| nv.name.as_str() == p)).cloned().collect())
                 .unwrap_or_default();
             if list.is_empty() {
                 missing.push(port.as_ref().map_or(id.clone(), |p| format!("{id}.{p}")));
@@ -562,7 +574,14 @@ impl Evaluator {
     }
 
     /// Runs one node in its plugin and checks what it returned.
-    fn evaluate_node(&self, plan: &Plan, i: usize, inputs: &[NamedValue], key: &Key, opts: &RunOptions) -> Result<Vec<NamedValue>, NodeError> {
+    fn evaluate_node(
+        &self,
+        plan: &Plan,
+        i: usize,
+        inputs: &[NamedValue],
+        key: &Key,
+        opts: &RunOptions,
+    ) -> Result<Vec<NamedValue>, NodeError> {
         let n = &plan.nodes[i];
         let d = &n.node_type.descriptor;
         let (events, cancel, models) = (opts.events.as_ref(), &opts.cancel, &self.models);
@@ -570,9 +589,21 @@ impl Evaluator {
         let outputs = self.call(plan, i, inputs, key, &services, opts)?;
         for p in d.outputs.iter() {
             match outputs.iter().find(|v| v.name == p.name) {
-                None => return Err(NodeError::internal(format!("node did not produce its output '{}'", p.name)).at(p.name.as_str())),
-                Some(v) if !crate::validate::compatible(&v.value.port_type(), p.ty.as_str()) && p.ty.as_str() != v.value.port_type() => {
-                    return Err(NodeError::internal(format!("output '{}' is declared {} but the node produced {}", p.name, p.ty, v.value.port_type())).at(p.name.as_str()))
+                None => {
+                    return Err(NodeError::internal(format!("node did not produce its output '{}'", p.name))
+                        .at(p.name.as_str()))
+                }
+                Some(v)
+                    if !crate::validate::compatible(&v.value.port_type(), p.ty.as_str())
+                        && p.ty.as_str() != v.value.port_type() =>
+                {
+                    return Err(NodeError::internal(format!(
+                        "output '{}' is declared {} but the node produced {}",
+                        p.name,
+                        p.ty,
+                        v.value.port_type()
+                    ))
+                    .at(p.name.as_str()))
                 }
                 _ => {}
             }

@@ -128,6 +128,12 @@ pub fn split_endpoint(s: &str) -> Option<(&str, &str)> {
     (!node.is_empty() && !port.is_empty()).then_some((node, port))
 }
 
+impl Default for Graph {
+    fn default() -> Self {
+        Graph::new()
+    }
+}
+
 impl Graph {
     /// An empty graph, to be built with [`Graph::with_node`], [`Graph::with_link`] and [`Graph::with_output`].
     pub fn new() -> Graph {
@@ -161,14 +167,18 @@ impl Graph {
 
     /// Reads a graph file; errors name the file and, for JSON errors, the line and column.
     pub fn load(path: &Path) -> anyhow::Result<Graph> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Graph> {
         let g: Graph = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("invalid graph JSON: {e}"))?;
         if g.version != FORMAT_VERSION {
-            anyhow::bail!("graph format version {} is not supported (this host reads version {FORMAT_VERSION})", g.version);
+            anyhow::bail!(
+                "graph format version {} is not supported (this host reads version {FORMAT_VERSION})",
+                g.version
+            );
         }
         Ok(g)
     }
@@ -182,8 +192,8 @@ impl Graph {
         let (target, value) = assignment
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--set '{assignment}': expected node.param=value"))?;
-        let (node, param) = split_endpoint(target)
-            .ok_or_else(|| anyhow::anyhow!("--set '{assignment}': expected node.param=value"))?;
+        let (node, param) =
+            split_endpoint(target).ok_or_else(|| anyhow::anyhow!("--set '{assignment}': expected node.param=value"))?;
         let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
         let n = self
             .nodes

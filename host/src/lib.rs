@@ -22,8 +22,8 @@ pub use disk_cache::{DiskCache, DiskStats};
 pub use exec::{CancelToken, Evaluator, Event, NodeStatus, RunOptions, RunReport};
 pub use graph::Graph;
 pub use plugins::Registry;
-pub use validate::{validate, validate_with, Plan, Problem, ValidationError};
 pub use preset::PresetSearch;
+pub use validate::{validate, validate_with, Plan, Problem, ValidationError};
 
 /// Parses `auto|cpu|cuda|cuda:N`. `auto` picks CUDA device 0 when libtorch finds one.
 pub fn parse_device(s: &str) -> anyhow::Result<subspace_sdk::DeviceSpec> {

@@ -7,13 +7,17 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use subspace_host::{exec::Event, preset, validate_with, Evaluator, Graph, NodeStatus, PresetSearch, Registry};
 use subspace_host::{catalog, report, DiskCache, RunOptions};
+use subspace_host::{exec::Event, preset, validate_with, Evaluator, Graph, NodeStatus, PresetSearch, Registry};
 
 mod serve;
 
 #[derive(Parser)]
-#[command(name = "subspace", version, about = "Find and edit the semantic subspaces of a GAN's latent space with node graphs.")]
+#[command(
+    name = "subspace",
+    version,
+    about = "Find and edit the semantic subspaces of a GAN's latent space with node graphs."
+)]
 struct Cli {
     /// Extra plugin directory (repeatable); searched after the default `plugins/` next to this binary and
     /// $SUBSPACE_PLUGIN_PATH.
@@ -118,7 +122,9 @@ enum Command {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("'{s}' is not a size like 512MiB or 4GiB: {e}"))
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("'{s}' is not a size like 512MiB or 4GiB: {e}"))
 }
 
 /// The disk cache of `run` and `serve`: `--cache DIR`, else `OUT/.cache`; none with `--no-cache`, or when the
@@ -204,7 +210,12 @@ fn try_main() -> Result<()> {
             let graph = &preset::resolve(graph, &dirs)?;
             let g = Graph::load(graph)?;
             match validate_with(&g, &registry, &PresetSearch::for_file(graph, dirs)) {
-                Ok(plan) => println!("{}: valid ({} nodes, {} needed for the requested outputs)", graph.display(), plan.nodes.len(), plan.needed_order().len()),
+                Ok(plan) => println!(
+                    "{}: valid ({} nodes, {} needed for the requested outputs)",
+                    graph.display(),
+                    plan.nodes.len(),
+                    plan.needed_order().len()
+                ),
                 Err(errors) => {
                     for e in &errors {
                         eprintln!("{}: {e}", graph.display());
@@ -221,7 +232,11 @@ fn try_main() -> Result<()> {
             let disk = disk_cache(cache, *no_cache, out, *disk_budget);
             let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, *cache_budget, disk)?);
             editor.serve(*port, |addr| {
-                println!("graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)", graphs.display(), out.display());
+                println!(
+                    "graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)",
+                    graphs.display(),
+                    out.display()
+                );
                 use std::io::Write;
                 std::io::stdout().flush().ok();
             })?;
@@ -301,7 +316,15 @@ fn try_main() -> Result<()> {
                 bail!("requested output(s) not produced: {}", report.missing.join(", "));
             }
             if !report.ok() {
-                bail!("{} node(s) did not finish: {}", report.status.values().filter(|s| !matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached)).count(), failed.join(", "));
+                bail!(
+                    "{} node(s) did not finish: {}",
+                    report
+                        .status
+                        .values()
+                        .filter(|s| !matches!(s, NodeStatus::Ran { .. } | NodeStatus::Cached))
+                        .count(),
+                    failed.join(", ")
+                );
             }
         }
     }
@@ -393,8 +416,3 @@ fn print_plain_events(rx: crossbeam::channel::Receiver<Event>) {
         }
     }
 }
-
-
-
-
-

@@ -3,9 +3,9 @@
 //! plugin is reported and skipped; the others load.
 
 use abi_stable::library::lib_header_from_path;
+use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RVec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RVec};
 use subspace_sdk::module::{v1_0, v1_1};
 use subspace_sdk::{BuildInfo, NamedValue, NodeContext, NodeDescriptor, NodeError, PluginAbout, PluginModuleRef};
 
@@ -79,9 +79,8 @@ pub fn host_build_info() -> BuildInfo {
 /// Shared-library files directly inside `dir`, sorted.
 pub fn library_files(dir: &Path) -> Vec<PathBuf> {
     let suffix = std::env::consts::DLL_SUFFIX;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     files.retain(|p| p.is_file() && p.to_string_lossy().ends_with(suffix));
     files.sort();
     files
@@ -93,7 +92,8 @@ impl Registry {
         let mut reg = Registry::default();
         for dir in dirs {
             if !dir.is_dir() {
-                reg.problems.push(PluginProblem { path: dir.clone(), message: "plugin directory does not exist".into() });
+                reg.problems
+                    .push(PluginProblem { path: dir.clone(), message: "plugin directory does not exist".into() });
                 continue;
             }
             for file in library_files(dir) {

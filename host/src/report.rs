@@ -52,7 +52,15 @@ pub fn report_json(r: &RunReport) -> serde_json::Value {
     let outputs: serde_json::Map<String, serde_json::Value> = r
         .outputs
         .iter()
-        .map(|(k, outs)| (k.clone(), outs.iter().map(|o| (o.name.to_string(), value_json(&o.value))).collect::<serde_json::Map<_, _>>().into()))
+        .map(|(k, outs)| {
+            (
+                k.clone(),
+                outs.iter()
+                    .map(|o| (o.name.to_string(), value_json(&o.value)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            )
+        })
         .collect();
     let c = &r.cache;
     let disk = c.disk.map(|d| {

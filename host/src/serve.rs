@@ -175,7 +175,8 @@ impl Editor {
 
     /// Serves until the process ends; `on_ready` gets the bound address (port 0 picks a free one).
     pub fn serve(self: Arc<Self>, port: u16, on_ready: impl FnOnce(&str)) -> Result<()> {
-        let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        let server =
+            Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
         let bound = server.server_addr().to_ip().ok_or_else(|| anyhow!("the server has no IP address"))?;
         let p = bound.port();
         let _ = self.hosts.set(vec![format!("127.0.0.1:{p}"), format!("localhost:{p}")]);
@@ -225,7 +226,8 @@ impl Editor {
             }
             Ok(()) => match read_body(&mut request) {
                 Ok(body) => {
-                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&method, &url, &body)));
+                    let run =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&method, &url, &body)));
                     run.unwrap_or_else(|_| error(500, "the request failed inside the host; the server keeps serving"))
                 }
                 Err(refusal) => refusal,
@@ -241,7 +243,9 @@ impl Editor {
         let hosts = self.hosts.get().map(Vec::as_slice).unwrap_or_default();
         match header(request, "Host") {
             Some(h) if hosts.iter().any(|a| a.eq_ignore_ascii_case(h)) => {}
-            Some(h) => return Err(error(403, format!("Host '{h}' is not this server ({}): refused", hosts.join(" or ")))),
+            Some(h) => {
+                return Err(error(403, format!("Host '{h}' is not this server ({}): refused", hosts.join(" or "))))
+            }
             None => return Err(error(400, "the request has no Host header")),
         }
         if let Some(origin) = header(request, "Origin") {
@@ -258,7 +262,10 @@ impl Editor {
         }
         if matches!(method, Method::Post | Method::Put | Method::Delete | Method::Patch) {
             if header(request, TOKEN_HEADER) != Some(self.token.as_str()) {
-                return Err(error(403, format!("{method} {url} needs the session token ({TOKEN_HEADER}) that the editor page carries")));
+                return Err(error(
+                    403,
+                    format!("{method} {url} needs the session token ({TOKEN_HEADER}) that the editor page carries"),
+                ));
             }
             let ty = header(request, "Content-Type").unwrap_or("");
             if !ty.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
@@ -302,14 +309,17 @@ impl Editor {
                 },
                 Err(r) => r,
             },
-            (Method::Put, p) if p.starts_with("/api/graph/") => match self.writable_graph_file(&p["/api/graph/".len()..]) {
-                Ok(file) => save(&file, body),
-                Err(r) => r,
-            },
+            (Method::Put, p) if p.starts_with("/api/graph/") => {
+                match self.writable_graph_file(&p["/api/graph/".len()..]) {
+                    Ok(file) => save(&file, body),
+                    Err(r) => r,
+                }
+            }
             (Method::Post, "/api/validate") => match parse(body) {
                 Ok(g) => match validate(&g, &self.registry) {
                     Ok(plan) => {
-                        let needed: Vec<String> = plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect();
+                        let needed: Vec<String> =
+                            plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect();
                         json_reply(200, &serde_json::json!({ "ok": true, "needed": needed }))
                     }
                     Err(errors) => json_reply(200, &invalid(&errors)),
@@ -353,7 +363,9 @@ impl Editor {
     fn graph_file(&self, name: &str) -> Result<PathBuf, Reply> {
         let path = self.graphs.join(graph_name(name)?);
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => Err(error(403, format!("{}: a symbolic link, refused", path.display()))),
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(error(403, format!("{}: a symbolic link, refused", path.display())))
+            }
             Ok(m) if m.is_file() => Ok(path),
             Ok(_) => Err(error(404, format!("{}: not a file", path.display()))),
             Err(e) => Err(error(404, format!("{}: {e}", path.display()))),
@@ -366,7 +378,9 @@ impl Editor {
         match std::fs::symlink_metadata(&path) {
             Err(_) => Ok(path),
             Ok(m) if m.is_file() => Ok(path),
-            Ok(m) if m.file_type().is_symlink() => Err(error(403, format!("{}: a symbolic link, refused", path.display()))),
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(error(403, format!("{}: a symbolic link, refused", path.display())))
+            }
             Ok(_) => Err(error(409, format!("{}: not a file", path.display()))),
         }
     }

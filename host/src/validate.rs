@@ -211,7 +211,12 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
         if let Some(req) = &gn.version {
             match (semver::VersionReq::parse(req), semver::Version::parse(d.version.as_str())) {
                 (Ok(r), Ok(v)) if r.matches(&v) => {}
-                (Err(e), _) => errors.push(err(Problem::VersionMismatch, Some(&gn.id), None, format!("bad version requirement '{req}': {e}"))),
+                (Err(e), _) => errors.push(err(
+                    Problem::VersionMismatch,
+                    Some(&gn.id),
+                    None,
+                    format!("bad version requirement '{req}': {e}"),
+                )),
                 _ => errors.push(err(
                     Problem::VersionMismatch,
                     Some(&gn.id),
@@ -230,7 +235,12 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
         for name in gn.params.keys() {
             if d.find_param(name).is_none() {
                 let known: Vec<&str> = d.params.iter().map(|p| p.name.as_str()).collect();
-                errors.push(err(Problem::UnknownParam, Some(&gn.id), Some(name), format!("'{}' has no parameter '{name}' (it has {known:?})", gn.node_type)));
+                errors.push(err(
+                    Problem::UnknownParam,
+                    Some(&gn.id),
+                    Some(name),
+                    format!("'{}' has no parameter '{name}' (it has {known:?})", gn.node_type),
+                ));
             }
         }
         let mut params = Vec::new();
@@ -252,22 +262,43 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
 
     // Links: endpoints exist, types agree, one link per input.
     for link in &graph.links {
-        let (Some((fnode, fport)), Some((tnode, tport))) = (split_endpoint(&link.from), split_endpoint(&link.to)) else {
-            errors.push(err(Problem::BadLink, None, None, format!("link {} -> {}: endpoints must be written node.port", link.from, link.to)));
+        let (Some((fnode, fport)), Some((tnode, tport))) = (split_endpoint(&link.from), split_endpoint(&link.to))
+        else {
+            errors.push(err(
+                Problem::BadLink,
+                None,
+                None,
+                format!("link {} -> {}: endpoints must be written node.port", link.from, link.to),
+            ));
             continue;
         };
         let (Some(&fi), Some(&ti)) = (index.get(fnode), index.get(tnode)) else {
             let missing = if index.contains_key(fnode) { tnode } else { fnode };
-            errors.push(err(Problem::DanglingLink, Some(missing), None, format!("link {} -> {}: no node '{missing}'", link.from, link.to)));
+            errors.push(err(
+                Problem::DanglingLink,
+                Some(missing),
+                None,
+                format!("link {} -> {}: no node '{missing}'", link.from, link.to),
+            ));
             continue;
         };
         let (Some(src), Some(dst)) = (&nodes[fi], &nodes[ti]) else { continue };
         let Some(out) = src.node_type.descriptor.find_output(fport) else {
-            errors.push(err(Problem::DanglingLink, Some(fnode), Some(fport), format!("link {} -> {}: '{}' has no output '{fport}'", link.from, link.to, src.node_type.descriptor.id)));
+            errors.push(err(
+                Problem::DanglingLink,
+                Some(fnode),
+                Some(fport),
+                format!("link {} -> {}: '{}' has no output '{fport}'", link.from, link.to, src.node_type.descriptor.id),
+            ));
             continue;
         };
         let Some(inp) = dst.node_type.descriptor.find_input(tport) else {
-            errors.push(err(Problem::DanglingLink, Some(tnode), Some(tport), format!("link {} -> {}: '{}' has no input '{tport}'", link.from, link.to, dst.node_type.descriptor.id)));
+            errors.push(err(
+                Problem::DanglingLink,
+                Some(tnode),
+                Some(tport),
+                format!("link {} -> {}: '{}' has no input '{tport}'", link.from, link.to, dst.node_type.descriptor.id),
+            ));
             continue;
         };
         if !compatible(out.ty.as_str(), inp.ty.as_str()) {
@@ -275,12 +306,20 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
                 Problem::TypeMismatch,
                 Some(tnode),
                 Some(tport),
-                format!("link {} -> {}: output type '{}' does not fit input type '{}'", link.from, link.to, out.ty, inp.ty),
+                format!(
+                    "link {} -> {}: output type '{}' does not fit input type '{}'",
+                    link.from, link.to, out.ty, inp.ty
+                ),
             ));
             continue;
         }
         if dst.inputs.contains_key(tport) {
-            errors.push(err(Problem::InputLinkedTwice, Some(tnode), Some(tport), format!("input '{tport}' has more than one link")));
+            errors.push(err(
+                Problem::InputLinkedTwice,
+                Some(tnode),
+                Some(tport),
+                format!("input '{tport}' has more than one link"),
+            ));
             continue;
         }
         if let Some(dst) = nodes[ti].as_mut() {
@@ -291,7 +330,12 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
     for n in nodes.iter().flatten() {
         for p in n.node_type.descriptor.inputs.iter() {
             if !p.optional && !n.inputs.contains_key(p.name.as_str()) {
-                errors.push(err(Problem::MissingInput, Some(&n.id), Some(p.name.as_str()), format!("required input '{}' ({}) is not connected", p.name, p.ty)));
+                errors.push(err(
+                    Problem::MissingInput,
+                    Some(&n.id),
+                    Some(p.name.as_str()),
+                    format!("required input '{}' ({}) is not connected", p.name, p.ty),
+                ));
             }
         }
     }
@@ -325,7 +369,12 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
     // Requested outputs.
     let mut requested = Vec::new();
     if graph.outputs.is_empty() {
-        errors.push(err(Problem::NothingRequested, None, None, "nothing requested: list node ids or node.port in \"outputs\"".into()));
+        errors.push(err(
+            Problem::NothingRequested,
+            None,
+            None,
+            "nothing requested: list node ids or node.port in \"outputs\"".into(),
+        ));
     }
     for o in &graph.outputs {
         let (node, port) = match index.get(o.as_str()) {
@@ -336,12 +385,22 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
             },
         };
         let Some(&i) = index.get(node) else {
-            errors.push(err(Problem::UnknownOutput, Some(node), None, format!("requested output '{o}': no node '{node}'")));
+            errors.push(err(
+                Problem::UnknownOutput,
+                Some(node),
+                None,
+                format!("requested output '{o}': no node '{node}'"),
+            ));
             continue;
         };
         if let (Some(p), Some(n)) = (port, &nodes[i]) {
             if n.node_type.descriptor.find_output(p).is_none() {
-                errors.push(err(Problem::UnknownOutput, Some(node), Some(p), format!("requested output '{o}': '{}' has no output '{p}'", n.node_type.descriptor.id)));
+                errors.push(err(
+                    Problem::UnknownOutput,
+                    Some(node),
+                    Some(p),
+                    format!("requested output '{o}': '{}' has no output '{p}'", n.node_type.descriptor.id),
+                ));
                 continue;
             }
         }

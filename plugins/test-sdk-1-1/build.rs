@@ -1,1 +1,3 @@
-fn main() { subspace_link::libtorch(); }
+fn main() {
+    subspace_link::libtorch();
+}

@@ -46,7 +46,11 @@ impl DeviceSpec {
 
 impl std::fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.cuda_index < 0 { write!(f, "cpu") } else { write!(f, "cuda:{}", self.cuda_index) }
+        if self.cuda_index < 0 {
+            write!(f, "cpu")
+        } else {
+            write!(f, "cuda:{}", self.cuda_index)
+        }
     }
 }
 
@@ -140,11 +144,19 @@ impl Ctx<'_, '_> {
     }
     /// `Err(Cancelled)` once the run is cancelled.
     pub fn check_cancelled(&self) -> Result<(), NodeError> {
-        if self.raw.services.is_cancelled() { Err(NodeError::cancelled()) } else { Ok(()) }
+        if self.raw.services.is_cancelled() {
+            Err(NodeError::cancelled())
+        } else {
+            Ok(())
+        }
     }
     /// The model cached under `key`, or loads it with `load` and caches it. Two nodes naming the same weights
     /// share one load (a race between two first loads may load twice; the last one is kept).
-    pub fn shared_model(&self, key: &str, load: impl FnOnce() -> Result<ModelRef, NodeError>) -> Result<ModelRef, NodeError> {
+    pub fn shared_model(
+        &self,
+        key: &str,
+        load: impl FnOnce() -> Result<ModelRef, NodeError>,
+    ) -> Result<ModelRef, NodeError> {
         if let ROption::RSome(m) = self.raw.services.cached_model(key.into()) {
             return Ok(m);
         }

@@ -324,7 +324,11 @@ impl<T: Declared> Node for DeclaredNode<T> {
 
 fn wrong(what: &str, name: &str, expected: &str, got: &Value) -> NodeError {
     let message = format!("expected {expected}, got {}", got.port_type());
-    if what == "param" { NodeError::param(name, message) } else { NodeError::input(name, message) }
+    if what == "param" {
+        NodeError::param(name, message)
+    } else {
+        NodeError::input(name, message)
+    }
 }
 
 impl PortValue for f64 {

@@ -126,7 +126,10 @@ pub fn codes_and_labels(
     }
     if l.dim() != 2 || l.size()[1] != given.schema.len() as i64 {
         let k = given.schema.len();
-        return Err(NodeError::input(port, format!("labels of shape {:?} do not match their schema of {k} classes", l.size())));
+        return Err(NodeError::input(
+            port,
+            format!("labels of shape {:?} do not match their schema of {k} classes", l.size()),
+        ));
     }
     if l.size()[0] != z.size()[0] {
         return Err(NodeError::input(port, format!("{} label rows for {} codes", l.size()[0], z.size()[0])));

@@ -1,6 +1,9 @@
 //! The structured error a node returns; the host adds the node id and type.
 
-use abi_stable::{std_types::{ROption, RString}, StableAbi};
+use abi_stable::{
+    std_types::{ROption, RString},
+    StableAbi,
+};
 use std::fmt;
 
 /// What kind of failure; lets a UI colour the error and a caller decide whether to retry.

@@ -72,9 +72,8 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<(), String>
             Err(e) => return Err(NodeError::io(format!("cannot write {}: {e}", path.display()))),
         }
     };
-    let filled = write(&tmp).and_then(|_| {
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| format!("cannot flush: {e}"))
-    });
+    let filled = write(&tmp)
+        .and_then(|_| std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| format!("cannot flush: {e}")));
     if let Err(e) = filled {
         let _ = std::fs::remove_file(&tmp);
         return Err(NodeError::io(format!("cannot write {}: {e}", path.display())));
@@ -100,7 +99,11 @@ fn temp_owner(file_name: &str) -> Option<u32> {
     let (unique, pid, name) = (parts.next()?, parts.next()?, parts.next()?);
     let hex = unique.len() == 16 && unique.bytes().all(|b| b.is_ascii_hexdigit());
     let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-    if hex && digits && !name.is_empty() { pid.parse().ok() } else { None }
+    if hex && digits && !name.is_empty() {
+        pid.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Removes, under `dir` and its subfolders (links are not followed), the temporary files [`write_atomic`] left
@@ -238,13 +241,8 @@ mod tests {
         let b = temp_name("mixture.safetensors");
         assert_ne!(a, b);
         assert_eq!(temp_owner(&a), Some(std::process::id()));
-        let others = [
-            "mixture.safetensors",
-            ".x.tmp",
-            ".x.12.tmp",
-            ".x.12.zzzzzzzzzzzzzzzz.tmp",
-            "..1.0123456789abcdef.tmp",
-        ];
+        let others =
+            ["mixture.safetensors", ".x.tmp", ".x.12.tmp", ".x.12.zzzzzzzzzzzzzzzz.tmp", "..1.0123456789abcdef.tmp"];
         for other in others {
             assert_eq!(temp_owner(other), None, "{other}");
         }

@@ -29,8 +29,8 @@ pub mod schema;
 pub mod tensor;
 pub mod value;
 
-pub use declare::{Declare, Declared, Input, NodeInfo, Optional, Output, Param};
 pub use context::{Ctx, DeviceSpec, HostServices, HostServices_TO, Model, ModelRef, Model_TO, NodeContext};
+pub use declare::{Declare, Declared, Input, NodeInfo, Optional, Output, Param};
 pub use error::{ErrorKind, NodeError, NodeResult};
 pub use module::{BuildInfo, PluginAbout, PluginModule, PluginModuleRef, SDK_ABI_MAJOR, SDK_ABI_MINOR};
 pub use node::{plugin_module, Node, NodeIo, PluginNodes};
@@ -118,9 +118,6 @@ macro_rules! export_plugin {
 mod tests {
     #[test]
     fn loader_symbol_matches_abi_stable() {
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
+        assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
     }
 }

@@ -1,7 +1,10 @@
 //! Node descriptions: what a node is, its typed ports and its parameters, as data a host and a UI can render.
 
 use crate::value::Value;
-use abi_stable::{std_types::{RString, RVec}, StableAbi};
+use abi_stable::{
+    std_types::{RString, RVec},
+    StableAbi,
+};
 
 /// A typed input or output port.
 #[repr(C)]
@@ -78,23 +81,48 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// A float in `[min, max]`.
     pub fn float(name: &str, default: f64, min: f64, max: f64, description: &str) -> Self {
-        ParamSpec { name: name.into(), kind: ParamKind::Float { min, max }, default: Value::Float(default), description: description.into() }
+        ParamSpec {
+            name: name.into(),
+            kind: ParamKind::Float { min, max },
+            default: Value::Float(default),
+            description: description.into(),
+        }
     }
     /// An int in `[min, max]`.
     pub fn int(name: &str, default: i64, min: i64, max: i64, description: &str) -> Self {
-        ParamSpec { name: name.into(), kind: ParamKind::Int { min, max }, default: Value::Int(default), description: description.into() }
+        ParamSpec {
+            name: name.into(),
+            kind: ParamKind::Int { min, max },
+            default: Value::Int(default),
+            description: description.into(),
+        }
     }
     /// A flag.
     pub fn bool(name: &str, default: bool, description: &str) -> Self {
-        ParamSpec { name: name.into(), kind: ParamKind::Bool, default: Value::Bool(default), description: description.into() }
+        ParamSpec {
+            name: name.into(),
+            kind: ParamKind::Bool,
+            default: Value::Bool(default),
+            description: description.into(),
+        }
     }
     /// Free text.
     pub fn text(name: &str, default: &str, description: &str) -> Self {
-        ParamSpec { name: name.into(), kind: ParamKind::Text, default: Value::Text(default.into()), description: description.into() }
+        ParamSpec {
+            name: name.into(),
+            kind: ParamKind::Text,
+            default: Value::Text(default.into()),
+            description: description.into(),
+        }
     }
     /// A file or folder path.
     pub fn path(name: &str, default: &str, description: &str) -> Self {
-        ParamSpec { name: name.into(), kind: ParamKind::Path, default: Value::Text(default.into()), description: description.into() }
+        ParamSpec {
+            name: name.into(),
+            kind: ParamKind::Path,
+            default: Value::Text(default.into()),
+            description: description.into(),
+        }
     }
     /// One of `choices`.
     pub fn choice(name: &str, default: &str, choices: &[&str], description: &str) -> Self {
@@ -120,7 +148,9 @@ impl ParamSpec {
                     return Err(format!("parameter '{name}' = {x} is outside [{min}, {max}]"));
                 }
             }
-            (ParamKind::Bool, Value::Bool(_)) | (ParamKind::Text, Value::Text(_)) | (ParamKind::Path, Value::Text(_)) => {}
+            (ParamKind::Bool, Value::Bool(_))
+            | (ParamKind::Text, Value::Text(_))
+            | (ParamKind::Path, Value::Text(_)) => {}
             (ParamKind::Choice { choices }, Value::Text(x)) => {
                 if !choices.iter().any(|c| c == x) {
                     let list: Vec<&str> = choices.iter().map(|c| c.as_str()).collect();

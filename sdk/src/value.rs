@@ -1,7 +1,10 @@
 //! What travels on a link between two nodes.
 
 use crate::{context::ModelRef, tensor::TensorRef};
-use abi_stable::{std_types::{RString, RVec}, StableAbi};
+use abi_stable::{
+    std_types::{RString, RVec},
+    StableAbi,
+};
 use serde::{Deserialize, Serialize};
 
 /// Port type names. A link is valid when both ends name the same type, or the input accepts [`port::ANY`].
@@ -85,10 +88,7 @@ impl LabelSchema {
     }
     /// Column names `group.class`.
     pub fn class_names(&self) -> Vec<String> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.classes.iter().map(move |c| format!("{}.{}", g.name, c)))
-            .collect()
+        self.groups.iter().flat_map(|g| g.classes.iter().map(move |c| format!("{}.{}", g.name, c))).collect()
     }
     /// Column of `group.class` (or of a bare class name when unique).
     pub fn column(&self, name: &str) -> Option<usize> {

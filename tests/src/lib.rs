@@ -17,16 +17,27 @@ pub fn release_dir() -> PathBuf {
 /// SDK's), so a test never runs against a stale plugin.
 pub fn library(name: &str) -> PathBuf {
     let p = release_dir().join(format!("lib{name}{}", std::env::consts::DLL_SUFFIX));
-    assert!(p.exists(), "{} is missing: run `make build` (cargo build --release --workspace) before the tests", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `make build` (cargo build --release --workspace) before the tests",
+        p.display()
+    );
     let built = std::fs::metadata(&p).and_then(|m| m.modified()).expect("library time");
     let root = repo_root();
     let crate_dir = match name {
         "acme_image_difference" => root.join("examples/third-party-plugin"),
-        _ => root.join("plugins").join(name.trim_start_matches("subspace_").trim_start_matches("plugin_").replace('_', "-")),
+        _ => root
+            .join("plugins")
+            .join(name.trim_start_matches("subspace_").trim_start_matches("plugin_").replace('_', "-")),
     };
     for dir in [crate_dir.join("src"), root.join("sdk/src")] {
         if let Some((newest, file)) = newest_file(&dir) {
-            assert!(newest <= built, "{} is older than {}: run `make build` before the tests", p.display(), file.display());
+            assert!(
+                newest <= built,
+                "{} is older than {}: run `make build` before the tests",
+                p.display(),
+                file.display()
+            );
         }
     }
     p
@@ -37,9 +48,10 @@ fn newest_file(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
-        let found = if path.is_dir() { newest_file(&path) } else { entry.metadata().ok()?.modified().ok().map(|t| (t, path)) };
+        let found =
+            if path.is_dir() { newest_file(&path) } else { entry.metadata().ok()?.modified().ok().map(|t| (t, path)) };
         if let Some(f) = found {
-            if newest.as_ref().map_or(true, |n| f.0 > n.0) {
+            if newest.as_ref().is_none_or(|n| f.0 > n.0) {
                 newest = Some(f);
             }
         }
@@ -92,6 +104,12 @@ pub fn test_registry() -> Arc<Registry> {
 /// A graph under construction.
 #[derive(Clone)]
 pub struct G(pub Graph);
+
+impl Default for G {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl G {
     pub fn new() -> Self {
@@ -288,14 +306,26 @@ pub mod toy {
         // red: R above G; blue: B above G (balanced by symmetry).
         let w = Tensor::from_slice(&[20.0f32, 0.0, -20.0, -20.0, 0.0, 20.0]).view([3, 2]);
         let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);
-        save(dir, name, Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), move |x| {
-            let s = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).matmul(&w); // N x 2
-            let a = s.select(1, 0).unsqueeze(1);
-            let b = s.select(1, 1).unsqueeze(1);
-            Tensor::cat(&[Tensor::cat(&[-&a, a], 1).softmax(1, Kind::Float), Tensor::cat(&[-&b, b], 1).softmax(1, Kind::Float)], 1)
-        }, serde_json::json!({"format": "subspace.classifier/1", "name": "toy",
+        save(
+            dir,
+            name,
+            Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)),
+            move |x| {
+                let s = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).matmul(&w); // N x 2
+                let a = s.select(1, 0).unsqueeze(1);
+                let b = s.select(1, 1).unsqueeze(1);
+                Tensor::cat(
+                    &[
+                        Tensor::cat(&[-&a, a], 1).softmax(1, Kind::Float),
+                        Tensor::cat(&[-&b, b], 1).softmax(1, Kind::Float),
+                    ],
+                    1,
+                )
+            },
+            serde_json::json!({"format": "subspace.classifier/1", "name": "toy",
             "input": {"channels": 3, "height": height, "width": width, "range": [0.0, 1.0]},
-            "output": "probabilities", "groups": groups}))
+            "output": "probabilities", "groups": groups}),
+        )
     }
 
     /// The toy classifier as two independent binary attributes `red` and `blue` (one logit, or one sigmoid, per
@@ -312,26 +342,49 @@ pub mod toy {
                       "layout": if nhwc { "NHWC" } else { "NCHW" }},
             "output": if logits { "logits" } else { "probabilities" }, "attributes": ["red", "blue"]});
         let (input, spatial) = if nhwc { ([2, 8, 8, 3], [1i64, 2]) } else { ([2, 3, 8, 8], [2i64, 3]) };
-        save(dir, name, Tensor::zeros(input, (Kind::Float, tch::Device::Cpu)), move |x| {
-            // softmax([-a, a]) is sigmoid(2a): twice the toy classifier's weights.
-            let s = x.mean_dim(spatial.as_slice(), false, Kind::Float).matmul(&w);
-            if logits { s } else { s.sigmoid() }
-        }, meta)
+        save(
+            dir,
+            name,
+            Tensor::zeros(input, (Kind::Float, tch::Device::Cpu)),
+            move |x| {
+                // softmax([-a, a]) is sigmoid(2a): twice the toy classifier's weights.
+                let s = x.mean_dim(spatial.as_slice(), false, Kind::Float).matmul(&w);
+                if logits {
+                    s
+                } else {
+                    s.sigmoid()
+                }
+            },
+            meta,
+        )
     }
 
     /// A classifier whose output leaves [0, 1].
     pub fn unbounded_classifier(dir: &Path) -> PathBuf {
         let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);
-        save(dir, "unbounded", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), |x| {
-            x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).narrow(1, 0, 2).repeat([1, 2]) * 10.0 + 5.0
-        }, serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}))
+        save(
+            dir,
+            "unbounded",
+            Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)),
+            |x| x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).narrow(1, 0, 2).repeat([1, 2]) * 10.0 + 5.0,
+            serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}),
+        )
     }
 
     /// A classifier with 4 outputs whose schema lists 3 classes.
     pub fn mis_sized_classifier(dir: &Path) -> PathBuf {
         let groups = schema(&[("colour", &["red", "green", "blue"])]);
-        save(dir, "missized", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), |x| {
-            x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).narrow(1, 0, 2).repeat([1, 2]).softmax(1, Kind::Float)
-        }, serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}))
+        save(
+            dir,
+            "missized",
+            Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)),
+            |x| {
+                x.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+                    .narrow(1, 0, 2)
+                    .repeat([1, 2])
+                    .softmax(1, Kind::Float)
+            },
+            serde_json::json!({"format": "subspace.classifier/1", "input": {"height": 8, "width": 8}, "groups": groups}),
+        )
     }
 }

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use subspace_host::{validate, Evaluator, Graph, NodeStatus, Registry, RunOptions, RunReport};
-use subspace_plugin_method::{fit::{fit, FitOptions}, gauss::{synthetic_world, Gaussians, Normalization}};
+use subspace_plugin_method::{
+    fit::{fit, FitOptions},
+    gauss::{synthetic_world, Gaussians, Normalization},
+};
 use subspace_sdk::DeviceSpec;
 use tch::{CModule, Kind, Tensor};
 
@@ -73,16 +76,29 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    format!("{} x {cpu}, libtorch threads {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), tch::get_num_threads())
+    format!(
+        "{} x {cpu}, libtorch threads {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        tch::get_num_threads()
+    )
 }
 
 /// Renders `n` codes with the default generator driven directly by tch (the baseline for the host's overhead).
@@ -111,13 +127,16 @@ fn main() -> Result<()> {
     let sections: Vec<&str> = args.only.split(',').collect();
     let want = |s: &str| sections.contains(&"all") || sections.contains(&s);
     let plugins = args.plugins.clone().unwrap_or_else(|| exe_dir().join("plugins"));
-    let registry = Arc::new(Registry::load(&[plugins.clone()]));
+    let registry = Arc::new(Registry::load(std::slice::from_ref(&plugins)));
     for p in &registry.problems {
         eprintln!("warning: {p}");
     }
     let mut report = json!({"machine": machine(), "device": device.to_string()});
     let mut md = format!("Machine: {}; device {device}.\n\n", machine());
-    let gen_path = std::env::var("SUBSPACE_MODELS").map(PathBuf::from).unwrap_or_else(|_| exe_dir().join("../../models/default")).join("generator.pt");
+    let gen_path = std::env::var("SUBSPACE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| exe_dir().join("../../models/default"))
+        .join("generator.pt");
 
     if want("sampling") {
         let n = if args.quick { 1024 } else { 8192 };
@@ -125,10 +144,17 @@ fn main() -> Result<()> {
         let mut host = Vec::new();
         let e = Evaluator::new(registry.clone(), device);
         // Warm: model loaded once into the evaluator's model cache, as in a running session.
-        run(&e, &Graph::new().with_node("g", "subspace.generator", json!({"count": 256, "seed": 999})).with_output("g.images"))?;
+        run(
+            &e,
+            &Graph::new()
+                .with_node("g", "subspace.generator", json!({"count": 256, "seed": 999}))
+                .with_output("g.images"),
+        )?;
         for rep in 0..3 {
             direct.push(direct_sampling(&gen_path, device.to_tch(), n, 256, rep)?);
-            let g = Graph::new().with_node("g", "subspace.generator", json!({"count": n, "seed": 100 + rep, "batch": 256})).with_output("g.images");
+            let g = Graph::new()
+                .with_node("g", "subspace.generator", json!({"count": n, "seed": 100 + rep, "batch": 256}))
+                .with_output("g.images");
             let t = Instant::now();
             run(&e, &g)?;
             host.push(n as f64 / t.elapsed().as_secs_f64());
@@ -148,9 +174,11 @@ fn main() -> Result<()> {
                 let (z, l, schema) = synthetic_world(n, d, &[4, 2, 2, 2, 3], 4.0, 1);
                 let (z, l) = (z.to_device(device.to_tch()), l.to_device(device.to_tch()));
                 let t = Instant::now();
-                let init = Gaussians::init(&z, &l, schema, 8, Normalization::Group).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let init =
+                    Gaussians::init(&z, &l, schema, 8, Normalization::Group).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let opts = FitOptions::new(200, 0.01, 2048);
-                fit(&subspace_plugin_method::fit::Model::of(&init), &z, &l, &opts, None, None, "bench").map_err(|e| anyhow::anyhow!("{e}"))?;
+                fit(&subspace_plugin_method::fit::Model::of(&init), &z, &l, &opts, None, None, "bench")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 cells.push(t.elapsed().as_secs_f64());
             }
             md += &format!("| {n} | {:.2} | {:.2} |\n", cells[0], cells[1]);
@@ -193,10 +221,15 @@ fn main() -> Result<()> {
         every_step.set_param("gmm.relabel_every=1")?;
         let has_ifg = registry.node("subspace.interfacegan").is_some();
         if has_ifg {
-            g = g.with_node("ifg", "subspace.interfacegan", json!({})).with_link("sample.codes", "ifg.codes").with_link("label.labels", "ifg.labels").with_output("ifg");
+            g = g
+                .with_node("ifg", "subspace.interfacegan", json!({}))
+                .with_link("sample.codes", "ifg.codes")
+                .with_link("label.labels", "ifg.labels")
+                .with_output("ifg");
         }
         let r = run(&e, &g)?;
-        let (s, l, f1, f2) = (node_seconds(&r, "sample"), node_seconds(&r, "label"), node_seconds(&r, "gauss"), node_seconds(&r, "gmm"));
+        let (s, l, f1, f2) =
+            (node_seconds(&r, "sample"), node_seconds(&r, "label"), node_seconds(&r, "gauss"), node_seconds(&r, "gmm"));
         md += &format!("## Default world, {n} codes, through the host (node defaults, then the presets' full covariance)\n\n| stage | seconds |\n|---|---|\n| sample + render (Generator) | {s:.2} |\n| label (Classifier) | {l:.2} |\n| SingleGaussFit, all 13 classes | {f1:.2} |\n| GMMFit (render-relabel term on) | {f2:.2} |\n");
         let rf = run(&e, &full)?;
         let (f3, f4) = (node_seconds(&rf, "gauss"), node_seconds(&rf, "gmm"));
@@ -216,7 +249,9 @@ fn main() -> Result<()> {
             _ => bail!("sample.codes is not latents"),
         };
         let (labels, schema) = match output(&r, "label", "labels")? {
-            subspace_sdk::Value::Labels(l) => (l.probs.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu), l.schema.clone()),
+            subspace_sdk::Value::Labels(l) => {
+                (l.probs.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu), l.schema.clone())
+            }
             _ => bail!("label.labels is not labels"),
         };
         let gauss_report: serde_json::Value = match output(&rf, "gauss", "report")? {
@@ -248,9 +283,17 @@ fn main() -> Result<()> {
         let e = Evaluator::new(registry.clone(), device);
         let g = |ratio: f64| {
             Graph::new()
-                .with_node("mix", "subspace.load_mixture", json!({"file": std::env::var("BENCH_MIXTURE").unwrap_or_else(|_| "results/mixture".into())}))
+                .with_node(
+                    "mix",
+                    "subspace.load_mixture",
+                    json!({"file": std::env::var("BENCH_MIXTURE").unwrap_or_else(|_| "results/mixture".into())}),
+                )
                 .with_node("pictures", "subspace.generator", json!({"count": 4, "seed": 3, "render": false}))
-                .with_node("edit", "subspace.attribute_edit", json!({"target": "hair.red", "ratio": ratio, "zs": "mean"}))
+                .with_node(
+                    "edit",
+                    "subspace.attribute_edit",
+                    json!({"target": "hair.red", "ratio": ratio, "zs": "mean"}),
+                )
                 .with_node("render", "subspace.generator", json!({}))
                 .with_node("preview", "subspace.image_preview", json!({"count": 4}))
                 .with_link("pictures.codes", "edit.codes")
@@ -278,11 +321,15 @@ fn main() -> Result<()> {
             "## Slider latency: change a, re-render a 4-image preview (upstream cached), 40 changes\n\n| median (ms) | p95 (ms) | of which AttributeEdit / Generator / Preview, medians (ms) |\n|---|---|---|\n| {m:.1} | {p95:.1} | {:.1} / {:.1} / {:.1} |\n\n",
             parts[0], parts[1], parts[2]
         );
-        report["edit_latency_ms"] = json!({"median": m, "p95": p95, "edit": parts[0], "render": parts[1], "preview": parts[2]});
+        report["edit_latency_ms"] =
+            json!({"median": m, "p95": p95, "edit": parts[0], "render": parts[1], "preview": parts[2]});
     }
 
     if want("overhead") {
-        let lib = args.test_plugin.clone().unwrap_or_else(|| exe_dir().join(format!("libsubspace_test_nodes{}", std::env::consts::DLL_SUFFIX)));
+        let lib = args
+            .test_plugin
+            .clone()
+            .unwrap_or_else(|| exe_dir().join(format!("libsubspace_test_nodes{}", std::env::consts::DLL_SUFFIX)));
         let mut reg = Registry::default();
         reg.load_file(&lib);
         if reg.plugins.is_empty() {
@@ -292,7 +339,9 @@ fn main() -> Result<()> {
         let chain = 500;
         let mut g = Graph::new().with_node("n0", "test.constant", json!({"value": 1.0}));
         for i in 1..chain {
-            g = g.with_node(&format!("n{i}"), "test.scale", json!({"factor": 1.0})).with_link(&format!("n{}.value", i - 1), &format!("n{i}.value"));
+            g = g
+                .with_node(&format!("n{i}"), "test.scale", json!({"factor": 1.0}))
+                .with_link(&format!("n{}.value", i - 1), &format!("n{i}.value"));
         }
         g = g.with_output(&format!("n{}", chain - 1));
         let t = Instant::now();
@@ -319,7 +368,11 @@ fn main() -> Result<()> {
 
 /// One output of a finished run.
 fn output(r: &RunReport, node: &str, port: &str) -> Result<subspace_sdk::Value> {
-    r.outputs.get(node).and_then(|v| v.iter().find(|nv| nv.name.as_str() == port)).map(|nv| nv.value.clone()).with_context(|| format!("no output {node}.{port}"))
+    r.outputs
+        .get(node)
+        .and_then(|v| v.iter().find(|nv| nv.name.as_str() == port))
+        .map(|nv| nv.value.clone())
+        .with_context(|| format!("no output {node}.{port}"))
 }
 
 /// How well each class can be told from the others as a function of the code, on the SingleGaussFit's own held-out
@@ -389,19 +442,23 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
                     .add(tch::nn::linear(&root / "c", hidden, k, Default::default())),
             )
         };
-        let mut opt = tch::nn::OptimizerConfig::build(tch::nn::Adam { wd: 1e-4, ..Default::default() }, &vs, lr).unwrap();
+        let mut opt =
+            tch::nn::OptimizerConfig::build(tch::nn::Adam { wd: 1e-4, ..Default::default() }, &vs, lr).unwrap();
         // Standardised inputs; one-vs-rest logistic loss against the classifier's probabilities, full batch.
-        let (m, s) = (xf.mean_dim([0i64].as_slice(), true, Kind::Float), xf.std_dim([0i64].as_slice(), true, true) + 1e-6);
+        let (m, s) =
+            (xf.mean_dim([0i64].as_slice(), true, Kind::Float), xf.std_dim([0i64].as_slice(), true, true) + 1e-6);
         let (xf, xv) = ((xf - &m) / &s, (xv - &m) / &s);
         for _ in 0..steps {
-            let loss = model.forward(&xf).binary_cross_entropy_with_logits::<Tensor>(&pf, None, None, tch::Reduction::Mean);
+            let loss =
+                model.forward(&xf).binary_cross_entropy_with_logits::<Tensor>(&pf, None, None, tch::Reduction::Mean);
             opt.backward_step(&loss);
         }
         let scores = tch::no_grad(|| model.forward(&xv)).to_kind(Kind::Double).to_device(tch::Device::Cpu);
         (0..k)
             .map(|c| {
                 let sc: Vec<f64> = Vec::try_from(scores.select(1, c)).unwrap_or_default();
-                let pos: Vec<bool> = Vec::<f32>::try_from(hard.select(1, c)).unwrap_or_default().iter().map(|&h| h > 0.5).collect();
+                let pos: Vec<bool> =
+                    Vec::<f32>::try_from(hard.select(1, c)).unwrap_or_default().iter().map(|&h| h > 0.5).collect();
                 subspace_plugin_method::gauss::roc_auc(&sc, &pos).unwrap_or(f64::NAN)
             })
             .collect()
@@ -418,7 +475,9 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
     for (c, name) in names.iter().enumerate() {
         let ga = gauss["auc"][name.as_str()].as_f64().unwrap_or(f64::NAN);
         md += &format!("| {name} | {ga:.3} | {:.3} | {:.3} | {:.3} |\n", linear[c], quadratic[c], mlp[c]);
-        rows.push(json!({"class": name, "gaussians": ga, "linear": linear[c], "quadratic": quadratic[c], "mlp": mlp[c]}));
+        rows.push(
+            json!({"class": name, "gaussians": ga, "linear": linear[c], "quadratic": quadratic[c], "mlp": mlp[c]}),
+        );
     }
     md += "\n";
     Ok((n, md, rows.into()))
@@ -437,13 +496,22 @@ struct World {
 }
 
 /// Runs examples/bench/sklearn_reference.py on codes and labels written to a temporary folder; its JSON answer.
-fn sklearn_run(python: &std::path::Path, z: &Tensor, labels: &Tensor, groups: &[usize], gmm: bool, repeats: usize) -> Result<serde_json::Value> {
+fn sklearn_run(
+    python: &std::path::Path,
+    z: &Tensor,
+    labels: &Tensor,
+    groups: &[usize],
+    gmm: bool,
+    repeats: usize,
+) -> Result<serde_json::Value> {
     let dir = std::env::temp_dir().join(format!("subspace-bench-sklearn-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     z.write_npy(dir.join("z.npy"))?;
     labels.write_npy(dir.join("labels.npy"))?;
     std::fs::write(dir.join("groups.json"), serde_json::to_string(groups)?)?;
-    let script = std::env::var("BENCH_SKLEARN_SCRIPT").map(PathBuf::from).unwrap_or_else(|_| exe_dir().join("../../examples/bench/sklearn_reference.py"));
+    let script = std::env::var("BENCH_SKLEARN_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| exe_dir().join("../../examples/bench/sklearn_reference.py"));
     let mut cmd = std::process::Command::new(python);
     cmd.arg(&script).arg(&dir).arg("--repeats").arg(repeats.to_string());
     if gmm {
@@ -468,7 +536,12 @@ fn mean_min(v: &[Option<f64>]) -> (f64, f64) {
 /// synthetic codes (20,000 x 512, the node's code called directly: no generator has 512 dimensions); GMMFit
 /// against GaussianMixture (full covariance, 13 components) on the default world. QDA is fitted per attribute
 /// group on hard labels (argmax), as the held-out AUC judges them.
-fn sklearn(python: &std::path::Path, w: &World, device: DeviceSpec, quick: bool) -> Result<(String, serde_json::Value)> {
+fn sklearn(
+    python: &std::path::Path,
+    w: &World,
+    device: DeviceSpec,
+    quick: bool,
+) -> Result<(String, serde_json::Value)> {
     use subspace_plugin_method::fit::{single_gauss, SingleGaussSettings};
     let groups: Vec<usize> = w.schema.groups.iter().map(|g| g.classes.len()).collect();
     let names = w.schema.class_names();
@@ -489,8 +562,14 @@ fn sklearn(python: &std::path::Path, w: &World, device: DeviceSpec, quick: bool)
     let mut world = serde_json::Value::Null;
     for round in 0..3 {
         let t = Instant::now();
-        single_gauss(&w.z.to_device(device.to_tch()), &w.labels.to_device(device.to_tch()), w.schema.clone(), presets(300), None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        single_gauss(
+            &w.z.to_device(device.to_tch()),
+            &w.labels.to_device(device.to_tch()),
+            w.schema.clone(),
+            presets(300),
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         runs.push(t.elapsed().as_secs_f64());
         let r = sklearn_run(python, &w.z, &w.labels, &groups, round == 0, 3)?;
         qda_runs.push(r["qda_s"].as_f64().unwrap_or(f64::NAN));
@@ -501,17 +580,21 @@ fn sklearn(python: &std::path::Path, w: &World, device: DeviceSpec, quick: bool)
     let (ours_s, qda_s) = (median(runs.clone()), median(qda_runs.clone()));
     let gm_s = world["gmm_s"].as_f64().unwrap_or(f64::NAN);
     let ours_auc: Vec<Option<f64>> = names.iter().map(|n| w.gauss_report["auc"][n.as_str()].as_f64()).collect();
-    let qda_auc: Vec<Option<f64>> = world["qda_auc"].as_array().map(|a| a.iter().map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let qda_auc: Vec<Option<f64>> =
+        world["qda_auc"].as_array().map(|a| a.iter().map(|v| v.as_f64()).collect()).unwrap_or_default();
 
     // 20,000 x 512: the node's defaults with full covariance and the presets' step limit.
     let n = if quick { 4000 } else { 20000 };
     let (z, l, schema) = synthetic_world(n, 512, &groups, 4.0, 1);
     let t = Instant::now();
-    let (_, _, r512) = single_gauss(&z.to_device(device.to_tch()), &l.to_device(device.to_tch()), schema.clone(), presets(300), None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, _, r512) =
+        single_gauss(&z.to_device(device.to_tch()), &l.to_device(device.to_tch()), schema.clone(), presets(300), None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ours512_s = t.elapsed().as_secs_f64();
     let synth = sklearn_run(python, &z, &l, &groups, false, 1)?;
     let ours512_auc: Vec<Option<f64>> = schema.class_names().iter().map(|c| r512["auc"][c.as_str()].as_f64()).collect();
-    let qda512_auc: Vec<Option<f64>> = synth["qda_auc"].as_array().map(|a| a.iter().map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let qda512_auc: Vec<Option<f64>> =
+        synth["qda_auc"].as_array().map(|a| a.iter().map(|v| v.as_f64()).collect()).unwrap_or_default();
     let qda512_s = synth["qda_s"].as_f64().unwrap_or(f64::NAN);
 
     let (om, on) = mean_min(&ours_auc);

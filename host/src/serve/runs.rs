@@ -225,7 +225,7 @@ fn request_extras(plan: &mut Plan) -> HashSet<(usize, String)> {
             let ty = port.ty.as_str();
             let name = port.name.to_string();
             let wanted = ty == "images" || CLASS_TYPES.contains(&ty);
-            let already = plan.requested.iter().any(|(n, p)| *n == i && p.as_deref().map_or(true, |p| p == name));
+            let already = plan.requested.iter().any(|(n, p)| *n == i && p.as_deref().is_none_or(|p| p == name));
             if wanted && !already {
                 plan.requested.push((i, Some(name.clone())));
                 added.insert((i, name));
@@ -302,7 +302,7 @@ fn execute(editor: &Editor, run: &Run, mut plan: Plan) -> Json {
         }
     }
     let requested = |node: &str, port: &str| {
-        original.iter().any(|(i, p)| plan.nodes[*i].id == node && p.as_deref().map_or(true, |p| p == port))
+        original.iter().any(|(i, p)| plan.nodes[*i].id == node && p.as_deref().is_none_or(|p| p == port))
     };
     for (node, values) in report.outputs.iter_mut() {
         let mut seen = HashSet::new();
@@ -365,7 +365,7 @@ fn listen(editor: &Editor, run: &Run, rx: crossbeam::channel::Receiver<Event>) {
 /// Anything else (another shape, not floats, all zero) gives none.
 fn picture_urls(t: &Tensor) -> Vec<String> {
     let s = t.size();
-    if s.len() != 4 || !(s[1] == 1 || s[1] == 3) || !t.is_floating_point() || s.iter().any(|&d| d == 0) {
+    if s.len() != 4 || !(s[1] == 1 || s[1] == 3) || !t.is_floating_point() || s.contains(&0) {
         return Vec::new();
     }
     let k = s[0].min(PICTURES);

@@ -201,7 +201,10 @@ pub fn table(r: &GateReport) -> String {
         MIN_CONFIDENT * 100.0,
         MIN_AGREEMENT * 100.0
     );
-    s += &format!("{:<8}{:>11}{:>8}{:>11}  {:<50}{}\n", "group", "confident", "TVD", "agreement", "class frequencies", "");
+    s += &format!(
+        "{:<8}{:>11}{:>8}{:>11}  {:<50}{}\n",
+        "group", "confident", "TVD", "agreement", "class frequencies", ""
+    );
     for g in &r.generated {
         let freqs: Vec<String> =
             g.classes.iter().zip(&g.frequencies).map(|(c, f)| format!("{c} {:.1}%", f * 100.0)).collect();

@@ -56,7 +56,10 @@ pub struct Group {
 pub fn schema_groups() -> Vec<Group> {
     SCHEMA
         .iter()
-        .map(|(name, classes)| Group { name: name.to_string(), classes: classes.iter().map(|c| c.to_string()).collect() })
+        .map(|(name, classes)| Group {
+            name: name.to_string(),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+        })
         .collect()
 }
 

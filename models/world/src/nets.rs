@@ -431,7 +431,9 @@ pub fn group_softmax(logits: &Tensor) -> Tensor {
     let parts: Vec<Tensor> = SCHEMA
         .iter()
         .enumerate()
-        .map(|(g, (_, classes))| logits.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).softmax(1, Kind::Float))
+        .map(|(g, (_, classes))| {
+            logits.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).softmax(1, Kind::Float)
+        })
         .collect();
     Tensor::cat(&parts, 1)
 }
@@ -441,7 +443,7 @@ pub fn group_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     let mut total = Tensor::from(0.0f32).to_device(logits.device());
     for (g, (_, classes)) in SCHEMA.iter().enumerate() {
         let l = logits.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64);
-        total = total + l.cross_entropy_for_logits(&labels.select(1, g as i64));
+        total += l.cross_entropy_for_logits(&labels.select(1, g as i64));
     }
     total
 }
@@ -451,9 +453,7 @@ pub fn group_argmax(probs: &Tensor) -> Tensor {
     let parts: Vec<Tensor> = SCHEMA
         .iter()
         .enumerate()
-        .map(|(g, (_, classes))| {
-            probs.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).argmax(1, true)
-        })
+        .map(|(g, (_, classes))| probs.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).argmax(1, true))
         .collect();
     Tensor::cat(&parts, 1)
 }
@@ -463,9 +463,7 @@ pub fn group_max(probs: &Tensor) -> Tensor {
     let parts: Vec<Tensor> = SCHEMA
         .iter()
         .enumerate()
-        .map(|(g, (_, classes))| {
-            probs.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).amax([1i64], true)
-        })
+        .map(|(g, (_, classes))| probs.narrow(1, GROUP_OFFSETS[g] as i64, classes.len() as i64).amax([1i64], true))
         .collect();
     Tensor::cat(&parts, 1)
 }

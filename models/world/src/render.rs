@@ -137,17 +137,7 @@ pub fn sample(seed: u64) -> (Attributes, Layout) {
     let ry = 23.0 * scale;
     let eye_dx = rng.gen_range(6.9..9.0f32) * scale;
     let background = rng.gen_range(0.0..1.0f32);
-    let layout = Layout {
-        cx,
-        cy,
-        rx,
-        ry,
-        scale,
-        eye_dx,
-        eye_y: cy - 0.06 * ry,
-        mouth_y: cy + 0.44 * ry,
-        background,
-    };
+    let layout = Layout { cx, cy, rx, ry, scale, eye_dx, eye_y: cy - 0.06 * ry, mouth_y: cy + 0.44 * ry, background };
     (attrs, layout)
 }
 

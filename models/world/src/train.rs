@@ -158,7 +158,11 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
     ensure!(cfg.batch % (cfg.pack * MBSTD_GROUP) == 0, "batch must be a multiple of pack x {MBSTD_GROUP}");
     let mut d = Discriminator::new(&d_vs.root(), cfg.pack);
     if let Some(n) = cfg.snapshot_every {
-        ensure!(n > 0 && n % cfg.checkpoint_every == 0, "snapshot_every {n} must be a multiple of {}", cfg.checkpoint_every);
+        ensure!(
+            n > 0 && n % cfg.checkpoint_every == 0,
+            "snapshot_every {n} must be a multiple of {}",
+            cfg.checkpoint_every
+        );
     }
     let (mut step, mut prior_minutes) = (0u64, 0.0f64);
     if cfg.resume {
@@ -292,9 +296,17 @@ pub fn train_generator(cfg: &GanConfig) -> Result<GanReport> {
         let ckpt = cfg.work.join("g_ema.safetensors");
         export_generator_checkpoint(&ckpt, &cfg.out, cfg.seed, step, minutes, cfg.calibration, Some(details))?;
     }
-    Ok(GanReport { steps: step, minutes, d_loss: last_d, g_loss: last_g, generator_params: gp, discriminator_params: dp })
+    Ok(GanReport {
+        steps: step,
+        minutes,
+        d_loss: last_d,
+        g_loss: last_g,
+        generator_params: gp,
+        discriminator_params: dp,
+    })
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the same eight values
 fn checkpoint(
     cfg: &GanConfig,
     g_vs: &nn::VarStore,
@@ -362,7 +374,6 @@ pub fn export_generator_checkpoint(
     println!("wrote {} and generator.json (max |TorchScript - Rust| = {diff:.2e})", pt.display());
     Ok(())
 }
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // Classifiers
@@ -437,7 +448,7 @@ pub fn accuracy_on_renders<F: Fn(&Tensor) -> Result<Tensor>>(
     mut seeds: ChaCha8Rng,
     count: usize,
 ) -> Result<Vec<f64>> {
-    let mut correct = vec![0i64; 5];
+    let mut correct = [0i64; 5];
     let mut done = 0usize;
     while done < count {
         let b = (count - done).min(250);
@@ -479,28 +490,36 @@ pub fn train_classifier(cfg: &ClassifierConfig) -> Result<ClassifierReport> {
         opt.backward_step(&loss);
         loss_acc += loss.double_value(&[]);
         step += 1;
-        if step % 100 == 0 {
-            println!(
-                "step {step:>5}  {:>5.1} min  loss {:.4}",
-                start.elapsed().as_secs_f64() / 60.0,
-                loss_acc / 100.0
-            );
+        if step.is_multiple_of(100) {
+            println!("step {step:>5}  {:>5.1} min  loss {:.4}", start.elapsed().as_secs_f64() / 60.0, loss_acc / 100.0);
             std::io::stdout().flush().ok();
             loss_acc = 0.0;
         }
     }
     let minutes = start.elapsed().as_secs_f64() / 60.0;
     vs.freeze();
-    let accuracy =
-        accuracy_on_renders(|x| Ok(clf.probabilities(x, false)), seed_stream(seed, TAG_CLASSIFIER_VALID), cfg.validation)?;
-    println!("trained {step} steps in {minutes:.1} min; accuracy per group on {} fresh renders: {accuracy:.3?}", cfg.validation);
+    let accuracy = accuracy_on_renders(
+        |x| Ok(clf.probabilities(x, false)),
+        seed_stream(seed, TAG_CLASSIFIER_VALID),
+        cfg.validation,
+    )?;
+    println!(
+        "trained {step} steps in {minutes:.1} min; accuracy per group on {} fresh renders: {accuracy:.3?}",
+        cfg.validation
+    );
     if cfg.export {
         export_classifier(&clf, cfg, step, minutes, &accuracy)?;
     }
     Ok(ClassifierReport { steps: step, minutes, accuracy })
 }
 
-fn export_classifier(clf: &Classifier, cfg: &ClassifierConfig, steps: u64, minutes: f64, accuracy: &[f64]) -> Result<()> {
+fn export_classifier(
+    clf: &Classifier,
+    cfg: &ClassifierConfig,
+    steps: u64,
+    minutes: f64,
+    accuracy: &[f64],
+) -> Result<()> {
     std::fs::create_dir_all(&cfg.out)?;
     let role = cfg.role.name();
     let pt = cfg.out.join(format!("classifier-{role}.pt"));
@@ -517,8 +536,11 @@ fn export_classifier(clf: &Classifier, cfg: &ClassifierConfig, steps: u64, minut
     ensure!(diff < 1e-4, "TorchScript classifier differs from the Rust one by {diff}");
     std::fs::rename(&tmp, &pt)?;
     let groups = meta::schema_groups();
-    let acc: serde_json::Map<String, serde_json::Value> =
-        groups.iter().zip(accuracy).map(|(g, a)| (g.name.clone(), serde_json::json!((a * 1e4).round() / 1e4))).collect();
+    let acc: serde_json::Map<String, serde_json::Value> = groups
+        .iter()
+        .zip(accuracy)
+        .map(|(g, a)| (g.name.clone(), serde_json::json!((a * 1e4).round() / 1e4)))
+        .collect();
     let meta = ClassifierMeta {
         format: CLASSIFIER_FORMAT.into(),
         name: format!("default-faces-{role}"),

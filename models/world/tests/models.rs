@@ -87,8 +87,8 @@ fn small_sample_gates() {
     let models = Models::load(&dir()).unwrap();
     // Classifiers read fresh renders.
     for (name, m) in [("fit", &models.fit), ("eval", &models.eval)] {
-        let acc = train::accuracy_on_renders(|x| Ok(m.forward_ts(&[x])?), train::seed_stream(99, TAG_GATES), 200)
-            .unwrap();
+        let acc =
+            train::accuracy_on_renders(|x| Ok(m.forward_ts(&[x])?), train::seed_stream(99, TAG_GATES), 200).unwrap();
         for (g, a) in acc.iter().enumerate() {
             assert!(*a >= 0.9, "{name} classifier: accuracy {a} on group {}", SCHEMA[g].0);
         }

@@ -177,7 +177,11 @@ pub fn restrict_schema(schema: &LabelSchema, keep: &[String]) -> LabelSchema {
                 .filter(|c| keep.iter().any(|k| *k == format!("{}.{}", g.name, c)))
                 .map(|c| c.to_string())
                 .collect();
-            if classes.is_empty() { None } else { Some((g.name.to_string(), classes)) }
+            if classes.is_empty() {
+                None
+            } else {
+                Some((g.name.to_string(), classes))
+            }
         })
         .collect();
     make_schema(groups)

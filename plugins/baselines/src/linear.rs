@@ -156,7 +156,11 @@ pub struct Boundary {
 /// both ends.
 pub fn per_side(n: i64, ratio: f64) -> Option<i64> {
     let k = ((n as f64) * ratio).round().max(10.0) as i64;
-    if 2 * k > n { None } else { Some(k) }
+    if 2 * k > n {
+        None
+    } else {
+        Some(k)
+    }
 }
 
 /// InterFaceGAN's `train_boundary` for one class: ranks codes `z` (N x D) by `scores` (N), takes the top and
@@ -196,7 +200,7 @@ pub fn interfacegan_boundary(
     let val_idx = take(&[&pos[n_train..], &neg[n_train..]].concat());
     let labels = |m: usize, r: usize| {
         let mut v = vec![1.0f64; m];
-        v.extend(std::iter::repeat(-1.0).take(r));
+        v.extend(std::iter::repeat_n(-1.0, r));
         Tensor::from_slice(&v).to_device(z.device())
     };
     let n_val = k as usize - n_train;
@@ -312,7 +316,11 @@ pub fn signed_directions(axes: &Tensor, matches: &[(usize, f64)]) -> Tensor {
         .map(|&(i, r)| {
             let v = axes.select(1, i as i64).to_kind(Kind::Double);
             let v = &v / v.norm();
-            if r < 0.0 { -v } else { v }
+            if r < 0.0 {
+                -v
+            } else {
+                v
+            }
         })
         .collect();
     Tensor::stack(&cols, 0)
@@ -414,7 +422,11 @@ pub fn linear_edit(z: &Tensor, parts: &[EditPart], distances: &[f64], mode: Edit
 
 /// `steps` distances from 0 to `distance` (just `[distance]` for one step).
 pub fn distances(distance: f64, steps: i64) -> Vec<f64> {
-    if steps <= 1 { vec![distance] } else { (0..steps).map(|i| distance * i as f64 / (steps - 1) as f64).collect() }
+    if steps <= 1 {
+        vec![distance]
+    } else {
+        (0..steps).map(|i| distance * i as f64 / (steps - 1) as f64).collect()
+    }
 }
 
 #[cfg(test)]

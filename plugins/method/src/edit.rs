@@ -51,8 +51,14 @@ pub fn product(g: &Gaussians, set: &[usize]) -> (Tensor, Tensor) {
     for &k in set {
         let p = g.covariance(k as i64).to_kind(Kind::Double).inverse();
         let pm = p.matmul(&g.mu.get(k as i64).to_kind(Kind::Double));
-        precision = Some(match precision { Some(a) => a + &p, None => p });
-        weighted = Some(match weighted { Some(a) => a + pm, None => pm });
+        precision = Some(match precision {
+            Some(a) => a + &p,
+            None => p,
+        });
+        weighted = Some(match weighted {
+            Some(a) => a + pm,
+            None => pm,
+        });
     }
     // Callers pass at least one component (one per target group).
     let (Some(precision), Some(weighted)) = (precision, weighted) else {
@@ -174,7 +180,7 @@ pub fn apply(
             let mut out = z.shallow_clone();
             for (i, &k) in set.iter().enumerate() {
                 let group = g.schema.columns()[k].0;
-                out = out + (&per_class_zs[i] - group_centre(g, z, group)) * a;
+                out += (&per_class_zs[i] - group_centre(g, z, group)) * a;
             }
             out
         }

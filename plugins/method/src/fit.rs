@@ -372,7 +372,7 @@ pub fn fit(
                     curves.push(&v.name, m);
                     last_extra = m;
                 }
-                total = total + v.loss;
+                total += v.loss;
             }
         }
         // The curve's total is the objective: label loss plus the extra term's latest measurement.
@@ -397,7 +397,7 @@ pub fn fit(
             // The last parameters get their measurement too.
             let v = g.normalized_eval(&rule.z).mse_loss(&rule.labels, Reduction::Mean).double_value(&[]);
             info.validation.push((step, v));
-            if best.as_ref().map_or(true, |(b, _)| v < *b) {
+            if best.as_ref().is_none_or(|(b, _)| v < *b) {
                 best = None;
                 info.best_step = step;
             }
@@ -546,7 +546,7 @@ pub fn shrunk_start(
     for a in [0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.8, 0.9, 0.95, 1.0] {
         let m = build(a);
         let v = loss(&m);
-        let rise = tried.last().map_or(false, |(b, _, _)| v >= *b);
+        let rise = tried.last().is_some_and(|(b, _, _)| v >= *b);
         tried.push((v, a, m));
         if rise {
             break;

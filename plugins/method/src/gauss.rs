@@ -97,7 +97,7 @@ pub fn group_log_posteriors(quad: &Tensor, logdet: &Tensor, log_w: &Tensor, sche
             cols.push(start + j.min(n as i64 - 1));
             pad.push(j >= n as i64);
         }
-        group_of.extend(std::iter::repeat(gi as i64).take(n));
+        group_of.extend(std::iter::repeat_n(gi as i64, n));
         start += n as i64;
     }
     let device = lp.device();
@@ -209,8 +209,8 @@ impl Gaussians {
             let l = m.linalg_cholesky(false);
             let t = einsum("nkd,kdr->nkr", &[&y, &self.u]);
             let m_inv = l.cholesky_inverse(false);
-            quad = quad - einsum("nkr,krs,nks->nk", &[&t, &m_inv, &t]);
-            logdet = logdet + l.diagonal(0, 1, 2).log().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
+            quad -= einsum("nkr,krs,nks->nk", &[&t, &m_inv, &t]);
+            logdet += l.diagonal(0, 1, 2).log().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) * 2.0;
         }
         (quad, logdet)
     }
@@ -242,7 +242,7 @@ impl Gaussians {
         let mut z = mu + sd * e1;
         if self.rank() > 0 {
             let u = self.u.index_select(0, comp); // n x D x R
-            z = z + u.matmul(&e2.unsqueeze(2)).squeeze_dim(2);
+            z += u.matmul(&e2.unsqueeze(2)).squeeze_dim(2);
         }
         z
     }

@@ -222,9 +222,9 @@ pub fn compare(reports: &[EditScores], budgets: &[f64]) -> Result<Comparison, No
         let at_mid = |mi: usize| per_method[mi].as_ref().and_then(|l| l.get(mid));
         if let Some(ours) = at_mid(0) {
             let mut v = serde_json::Map::new();
-            for mi in 1..methods.len() {
+            for (mi, method) in methods.iter().enumerate().skip(1) {
                 if let Some(b) = at_mid(mi) {
-                    v.insert(methods[mi].clone(), verdict(ours.success, ours.leakage, b.success, b.leakage).into());
+                    v.insert(method.clone(), verdict(ours.success, ours.leakage, b.success, b.leakage).into());
                 }
             }
             verdicts.insert(target.clone(), v.into());

@@ -82,7 +82,8 @@ fn resolve_shipped(param: &str, rest: &str) -> Result<PathBuf, NodeError> {
         }
         let real_root = root.canonicalize().map_err(|e| refuse(param, format!("{}: {e}", root.display())))?;
         let inside = |p: &Path| -> Result<PathBuf, NodeError> {
-            let real = p.canonicalize().map_err(|e| refuse(param, format!("{} cannot be resolved: {e}", p.display())))?;
+            let real =
+                p.canonicalize().map_err(|e| refuse(param, format!("{} cannot be resolved: {e}", p.display())))?;
             if !real.starts_with(&real_root) {
                 return Err(refuse(
                     param,
@@ -124,9 +125,10 @@ fn check_model_file(param: &str, p: &Path) -> Result<(), NodeError> {
     match std::fs::metadata(&side) {
         Ok(m) if m.is_file() => Ok(()),
         Ok(_) => Err(refuse(param, format!("its sidecar {} is not a regular file", side.display()))),
-        Err(_) => {
-            Err(refuse(param, format!("no sidecar {} beside it (the model's metadata, docs/MODELS.md)", side.display())))
-        }
+        Err(_) => Err(refuse(
+            param,
+            format!("no sidecar {} beside it (the model's metadata, docs/MODELS.md)", side.display()),
+        )),
     }
 }
 
@@ -468,8 +470,9 @@ fn check_call(side: &Path, meta: &GeneratorMeta) -> Result<(Vec<i64>, Arguments)
 }
 
 fn load_module(path: &Path, device: tch::Device) -> Result<CModule, NodeError> {
-    let mut m = CModule::load_on_device(path, device)
-        .map_err(|e| NodeError::model(format!("{}: not a loadable TorchScript module: {e}", path.display())).at("model"))?;
+    let mut m = CModule::load_on_device(path, device).map_err(|e| {
+        NodeError::model(format!("{}: not a loadable TorchScript module: {e}", path.display())).at("model")
+    })?;
     m.set_eval();
     // Frozen weights: gradients flow to the inputs only.
     if let Ok(params) = m.named_parameters() {
@@ -527,8 +530,8 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
         let module = load_module(path, device)?;
         if let Some(first) = &meta.first_layer {
             // SeFa reads it much later; a wrong name is cheaper to report now.
-            let names: Vec<String> = module.named_parameters().map(|l| l.into_iter().map(|(n, _)| n).collect())
-                .unwrap_or_default();
+            let names: Vec<String> =
+                module.named_parameters().map(|l| l.into_iter().map(|(n, _)| n).collect()).unwrap_or_default();
             if !names.contains(first) {
                 let some: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
                 let more = if names.len() > 8 { ", ..." } else { "" };
@@ -702,7 +705,11 @@ impl Inner {
     /// The module's image shape for `n` images, in its layout.
     fn module_shape(&self, n: i64) -> [i64; 4] {
         let s = &self.space;
-        if self.nhwc { [n, s.height, s.width, s.channels] } else { [n, s.channels, s.height, s.width] }
+        if self.nhwc {
+            [n, s.height, s.width, s.channels]
+        } else {
+            [n, s.channels, s.height, s.width]
+        }
     }
 
     /// Runs the model once on a tiny batch and compares what comes out with the sidecar, so that a wrong
@@ -711,7 +718,11 @@ impl Inner {
         let _guard = tch::no_grad_guard();
         let side = self.sidecar.display().to_string();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if self.kind == port::GENERATOR { self.probe_generator(&side) } else { self.probe_classifier(&side) }
+            if self.kind == port::GENERATOR {
+                self.probe_generator(&side)
+            } else {
+                self.probe_classifier(&side)
+            }
         }));
         r.unwrap_or_else(|_| Err(NodeError::model(format!("{side}: the model panicked when probed at load"))))
     }
@@ -746,7 +757,9 @@ impl Inner {
         let z = sample_codes(&mut rng, PROBE, dim, &self.distribution, 0.0)?.to_device(self.device);
         let out = self.call_generator(&z).map_err(|e| self.call_failure(side, &e))?;
         let size = out.size();
-        let layout = if self.nhwc { "N x output.height x output.width x output.channels (output.layout NHWC)" } else {
+        let layout = if self.nhwc {
+            "N x output.height x output.width x output.channels (output.layout NHWC)"
+        } else {
             "N x output.channels x output.height x output.width (output.layout NCHW)"
         };
         if size.len() != 4 || size[0] != PROBE {
@@ -819,9 +832,9 @@ impl Inner {
             ));
         }
         let z = z.to_device(self.device).to_kind(Kind::Float);
-        let out = self.call_generator(&z).map_err(|e| {
-            NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e)))
-        })?;
+        let out = self
+            .call_generator(&z)
+            .map_err(|e| NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e))))?;
         let s = &self.space;
         if out.size() != self.module_shape(n) {
             return Err(NodeError::model(format!(
@@ -955,7 +968,9 @@ fn ivalue_kind(v: &tch::IValue) -> &'static str {
 impl Model for TorchModel {
     fn parameter(&self, name: RStr<'_>) -> ROption<TensorRef> {
         match self.0.module.named_parameters() {
-            Ok(list) => list.into_iter().find(|(n, _)| n == name.as_str()).map(|(_, t)| TensorRef::new(t.detach())).into(),
+            Ok(list) => {
+                list.into_iter().find(|(n, _)| n == name.as_str()).map(|(_, t)| TensorRef::new(t.detach())).into()
+            }
             Err(_) => ROption::RNone,
         }
     }
@@ -976,7 +991,11 @@ impl Model for TorchModel {
     fn forward(&self, input: &TensorRef) -> RResult<TensorRef, NodeError> {
         let x = input.tensor();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if self.0.kind == port::GENERATOR { self.0.render(&x) } else { self.0.label(&x) }
+            if self.0.kind == port::GENERATOR {
+                self.0.render(&x)
+            } else {
+                self.0.label(&x)
+            }
         }));
         match r {
             Ok(Ok(t)) => ROk(t.into()),
@@ -989,7 +1008,13 @@ impl Model for TorchModel {
 /// Samples `n` codes of dimension `dim` from the latent distribution, seeded; entries beyond `truncation` are
 /// resampled (the truncation trick; 0 disables it). `n x dim` is refused beyond MAX_ELEMENTS, and the buffer is
 /// reserved fallibly, so a huge request is an error naming `count`, never an abort.
-pub fn sample_codes(rng: &mut impl rand::Rng, n: i64, dim: i64, distribution: &str, truncation: f64) -> Result<Tensor, NodeError> {
+pub fn sample_codes(
+    rng: &mut impl rand::Rng,
+    n: i64,
+    dim: i64,
+    distribution: &str,
+    truncation: f64,
+) -> Result<Tensor, NodeError> {
     let draw = |rng: &mut dyn rand::RngCore| -> f32 {
         match distribution {
             "uniform" => rand::Rng::gen_range(rng, -1.0f32..1.0),
@@ -997,7 +1022,9 @@ pub fn sample_codes(rng: &mut impl rand::Rng, n: i64, dim: i64, distribution: &s
         }
     };
     if !["normal", "uniform"].contains(&distribution) {
-        return Err(NodeError::model(format!("latent distribution '{distribution}' is not supported (normal, uniform)")));
+        return Err(NodeError::model(format!(
+            "latent distribution '{distribution}' is not supported (normal, uniform)"
+        )));
     }
     let total = product(&[n, dim], MAX_ELEMENTS).ok_or_else(|| {
         let why = format!("{n} codes of dimension {dim} are beyond the limit of {MAX_ELEMENTS} elements");

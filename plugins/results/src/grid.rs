@@ -93,7 +93,13 @@ pub fn grid_size(rows: usize, cols: usize, h: usize, w: usize, style: GridStyle)
 }
 
 /// Lays `indices` (images of `batch`) out row by row on a `rows` x `cols` grid.
-pub fn compose(batch: &ImageBatch, indices: &[usize], rows: usize, cols: usize, style: GridStyle) -> Result<RgbImage, String> {
+pub fn compose(
+    batch: &ImageBatch,
+    indices: &[usize],
+    rows: usize,
+    cols: usize,
+    style: GridStyle,
+) -> Result<RgbImage, String> {
     let (gw, gh) = grid_size(rows, cols, batch.h, batch.w, style);
     if gw * gh > MAX_PIXELS || gw > u32::MAX as u64 || gh > u32::MAX as u64 {
         return Err(format!("the grid would be {gw} x {gh} pixels, more than the {MAX_PIXELS} allowed"));
@@ -174,10 +180,16 @@ mod tests {
         for i in 0..n {
             for ch in 0..3 {
                 let v = match red {
-                    Some(r) if r == i => if ch == 0 { 1.0 } else { 0.0 },
+                    Some(r) if r == i => {
+                        if ch == 0 {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }
                     _ => i as f32 / n as f32,
                 };
-                data.extend(std::iter::repeat(v).take(h * w));
+                data.extend(std::iter::repeat_n(v, h * w));
             }
         }
         ImageBatch::new(n, 3, h, w, data).unwrap()

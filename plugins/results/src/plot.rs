@@ -35,7 +35,14 @@ pub struct PlotOptions {
 
 impl Default for PlotOptions {
     fn default() -> Self {
-        PlotOptions { title: String::new(), x_label: "step".into(), y_label: String::new(), log_y: false, width: 800, height: 500 }
+        PlotOptions {
+            title: String::new(),
+            x_label: "step".into(),
+            y_label: String::new(),
+            log_y: false,
+            width: 800,
+            height: 500,
+        }
     }
 }
 
@@ -53,7 +60,10 @@ pub fn check_curves(curves: &[(String, Vec<f64>)], log_y: bool) -> Result<(), St
         }
         if log_y {
             if let Some(i) = ys.iter().position(|y| *y <= 0.0) {
-                return Err(format!("curve {name:?} has the value {} at index {i}, which a log axis cannot show", ys[i]));
+                return Err(format!(
+                    "curve {name:?} has the value {} at index {i}, which a log axis cannot show",
+                    ys[i]
+                ));
             }
         }
     }
@@ -75,7 +85,11 @@ pub fn tick_label(v: f64) -> String {
     }
     let decimals = (3 - a.log10().floor() as i32).clamp(0, 8) as usize;
     let s = format!("{v:.decimals$}");
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 fn plot_err<E: std::fmt::Debug>(e: E) -> String {
@@ -87,7 +101,11 @@ fn y_range(curves: &[(String, Vec<f64>)], log_y: bool) -> (f64, f64) {
     let all = curves.iter().flat_map(|(_, ys)| ys.iter().copied());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
     if log_y {
-        if lo == hi { (lo / 2.0, hi * 2.0) } else { (lo / 1.1, hi * 1.1) }
+        if lo == hi {
+            (lo / 2.0, hi * 2.0)
+        } else {
+            (lo / 1.1, hi * 1.1)
+        }
     } else if lo == hi {
         let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
         (lo - d, hi + d)
@@ -119,7 +137,10 @@ fn render_png(
 }
 
 /// A chart builder on `root` with the common margins and the title (when not empty).
-fn chart_builder<'a, 'b>(root: &'a DrawingArea<BitMapBackend<'b>, Shift>, title: &str) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+fn chart_builder<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
     let mut builder = ChartBuilder::on(root);
     builder.margin(16).x_label_area_size(44).y_label_area_size(72);
     if !title.is_empty() {
@@ -129,7 +150,11 @@ fn chart_builder<'a, 'b>(root: &'a DrawingArea<BitMapBackend<'b>, Shift>, title:
 }
 
 /// Axes, grid, tick labels and axis descriptions.
-fn draw_mesh<X, Y>(chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<X, Y>>, x_label: &str, y_label: &str) -> Result<(), String>
+fn draw_mesh<X, Y>(
+    chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<X, Y>>,
+    x_label: &str,
+    y_label: &str,
+) -> Result<(), String>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -148,7 +173,9 @@ where
 }
 
 /// The legend box of the labelled series, upper right.
-fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>) -> Result<(), String> {
+fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -167,7 +194,9 @@ pub fn series_colour(i: usize) -> RGBAColor {
 /// Line plot of `curves` on a chart with any value axis.
 fn draw_curves<'a, 'b: 'a, Y>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
-    curves: &[(String, Vec<f64>)], opts: &PlotOptions) -> Result<(), String>
+    curves: &[(String, Vec<f64>)],
+    opts: &PlotOptions,
+) -> Result<(), String>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
@@ -191,7 +220,11 @@ pub fn render_curves(curves: &[(String, Vec<f64>)], opts: &PlotOptions) -> Resul
         let (y_lo, y_hi) = y_range(curves, opts.log_y);
         let mut builder = chart_builder(root, &opts.title);
         if opts.log_y {
-            draw_curves(&mut builder.build_cartesian_2d(0f64..x_max, (y_lo..y_hi).log_scale()).map_err(plot_err)?, curves, opts)
+            draw_curves(
+                &mut builder.build_cartesian_2d(0f64..x_max, (y_lo..y_hi).log_scale()).map_err(plot_err)?,
+                curves,
+                opts,
+            )
         } else {
             draw_curves(&mut builder.build_cartesian_2d(0f64..x_max, y_lo..y_hi).map_err(plot_err)?, curves, opts)
         }
@@ -221,7 +254,14 @@ pub struct PointsOptions {
 
 impl Default for PointsOptions {
     fn default() -> Self {
-        PointsOptions { title: String::new(), x_label: "x".into(), y_label: "y".into(), width: 800, height: 600, range: None }
+        PointsOptions {
+            title: String::new(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            width: 800,
+            height: 600,
+            range: None,
+        }
     }
 }
 
@@ -271,7 +311,8 @@ pub fn points_range(series: &[PointSeries], range: Option<((f64, f64), (f64, f64
     }
     let all = series.iter().flat_map(|s| s.points.iter().copied());
     let inf = f64::INFINITY;
-    let (x0, x1, y0, y1) = all.fold((inf, -inf, inf, -inf), |(x0, x1, y0, y1), (x, y)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y)));
+    let (x0, x1, y0, y1) =
+        all.fold((inf, -inf, inf, -inf), |(x0, x1, y0, y1), (x, y)| (x0.min(x), x1.max(x), y0.min(y), y1.max(y)));
     (padded(x0, x1), padded(y0, y1))
 }
 
@@ -314,7 +355,20 @@ impl Shape {
             Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
             Shape::Plus => {
                 let (r, w) = (r + 1, 1);
-                vec![(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)]
+                vec![
+                    (-w, -r),
+                    (w, -r),
+                    (w, -w),
+                    (r, -w),
+                    (r, w),
+                    (w, w),
+                    (w, r),
+                    (-w, r),
+                    (-w, w),
+                    (-r, w),
+                    (-r, -w),
+                    (-w, -w),
+                ]
             }
         }
     }
@@ -332,7 +386,12 @@ pub fn render_points(series: &[PointSeries], opts: &PointsOptions) -> Result<Vec
         for (i, s) in series.iter().enumerate() {
             let (colour, shape) = (series_colour(i), Shape::of(i));
             chart
-                .draw_series(s.points.iter().filter(|p| inside(p)).map(|&at| EmptyElement::at(at) + Polygon::new(shape.outline(), colour.filled())))
+                .draw_series(
+                    s.points
+                        .iter()
+                        .filter(|p| inside(p))
+                        .map(|&at| EmptyElement::at(at) + Polygon::new(shape.outline(), colour.filled())),
+                )
                 .map_err(plot_err)?
                 .label(s.name.as_str())
                 .legend(move |(x, y)| EmptyElement::at((x + 10, y)) + Polygon::new(shape.outline(), colour.filled()));
@@ -343,7 +402,9 @@ pub fn render_points(series: &[PointSeries], opts: &PointsOptions) -> Result<Vec
         for s in series {
             let labelled = s.points.iter().zip(&s.labels).filter(|(p, l)| !l.is_empty() && inside(p));
             chart
-                .draw_series(labelled.map(|(&at, text)| EmptyElement::at(at) + Text::new(text.clone(), (MARKER + 3, -MARKER - 14), font.clone())))
+                .draw_series(labelled.map(|(&at, text)| {
+                    EmptyElement::at(at) + Text::new(text.clone(), (MARKER + 3, -MARKER - 14), font.clone())
+                }))
                 .map_err(plot_err)?;
         }
         draw_legend(&mut chart)
@@ -379,7 +440,8 @@ mod tests {
 
     #[test]
     fn writes_a_png_of_the_requested_size_with_lines_and_text() {
-        let opts = PlotOptions { title: "Loss".into(), y_label: "loss".into(), width: 640, height: 360, ..Default::default() };
+        let opts =
+            PlotOptions { title: "Loss".into(), y_label: "loss".into(), width: 640, height: 360, ..Default::default() };
         let png = render_curves(&curves(), &opts).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
@@ -391,7 +453,10 @@ mod tests {
             assert!(img.pixels().filter(|p| **p == rgb).count() > 50, "series {i} not drawn");
         }
         // The title was drawn in black at the top (with no usable font nothing would be there).
-        let dark_top = (0..img.width()).flat_map(|x| (0..44).map(move |y| (x, y))).filter(|&(x, y)| img.get_pixel(x, y)[0] < 100).count();
+        let dark_top = (0..img.width())
+            .flat_map(|x| (0..44).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y)[0] < 100)
+            .count();
         assert!(dark_top > 30, "only {dark_top} dark pixels where the title should be");
         // Log axis works too.
         let opts = PlotOptions { log_y: true, width: 300, height: 200, ..Default::default() };
@@ -413,13 +478,16 @@ mod tests {
         assert!(e.contains("\"val\"") && e.contains("NaN") && e.contains("index 7"), "{e}");
         let e = render_curves(&[("empty".into(), vec![])], &PlotOptions::default()).unwrap_err();
         assert!(e.contains("\"empty\" is empty"), "{e}");
-        let e = render_curves(&[("neg".into(), vec![1.0, -1.0])], &PlotOptions { log_y: true, ..Default::default() }).unwrap_err();
+        let e = render_curves(&[("neg".into(), vec![1.0, -1.0])], &PlotOptions { log_y: true, ..Default::default() })
+            .unwrap_err();
         assert!(e.contains("\"neg\"") && e.contains("log axis"), "{e}");
         assert!(render_curves(&[], &PlotOptions::default()).is_err());
     }
 
     fn two_clusters() -> Vec<PointSeries> {
-        let cluster = |cx: f64, cy: f64| (0..20).map(|k| (cx + 0.01 * (k % 5) as f64, cy + 0.01 * (k / 5) as f64)).collect::<Vec<_>>();
+        let cluster = |cx: f64, cy: f64| {
+            (0..20).map(|k| (cx + 0.01 * (k % 5) as f64, cy + 0.01 * (k / 5) as f64)).collect::<Vec<_>>()
+        };
         vec![
             PointSeries { name: "left".into(), points: cluster(0.15, 0.15), labels: vec![] },
             PointSeries { name: "right".into(), points: cluster(0.8, 0.15), labels: vec![] },
@@ -440,7 +508,13 @@ mod tests {
 
     #[test]
     fn scatter_points_land_where_their_coordinates_say() {
-        let opts = PointsOptions { title: "Clusters".into(), width: 500, height: 400, range: Some(((0.0, 1.0), (0.0, 1.0))), ..Default::default() };
+        let opts = PointsOptions {
+            title: "Clusters".into(),
+            width: 500,
+            height: 400,
+            range: Some(((0.0, 1.0), (0.0, 1.0))),
+            ..Default::default()
+        };
         let png = render_points(&two_clusters(), &opts).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
@@ -467,9 +541,14 @@ mod tests {
     fn point_labels_are_drawn_beside_the_points() {
         let dark = |png: &[u8]| {
             let img = image::load_from_memory(png).unwrap().to_rgb8();
-            img.enumerate_pixels().filter(|(x, y, p)| *x > img.width() / 8 && *y > img.height() / 2 && p[0] < 90 && p[1] < 90 && p[2] < 90).count()
+            img.enumerate_pixels()
+                .filter(|(x, y, p)| {
+                    *x > img.width() / 8 && *y > img.height() / 2 && p[0] < 90 && p[1] < 90 && p[2] < 90
+                })
+                .count()
         };
-        let opts = PointsOptions { width: 400, height: 300, range: Some(((0.0, 1.0), (0.0, 1.0))), ..Default::default() };
+        let opts =
+            PointsOptions { width: 400, height: 300, range: Some(((0.0, 1.0), (0.0, 1.0))), ..Default::default() };
         let plain = vec![PointSeries { name: "s".into(), points: vec![(0.3, 0.3), (0.6, 0.2)], labels: vec![] }];
         let mut labelled = plain.clone();
         labelled[0].labels = vec!["alpha".into(), "beta".into()];
@@ -489,7 +568,9 @@ mod tests {
         assert_eq!(points_range(&empty, None), ((0.0, 1.0), (0.0, 1.0)));
         assert!(render_points(&empty, &PointsOptions::default()).is_ok());
         // Five series get five different markers; a sixth reuses the first with another colour.
-        let many: Vec<PointSeries> = (0..6).map(|i| PointSeries { name: format!("s{i}"), points: vec![(i as f64, i as f64)], labels: vec![] }).collect();
+        let many: Vec<PointSeries> = (0..6)
+            .map(|i| PointSeries { name: format!("s{i}"), points: vec![(i as f64, i as f64)], labels: vec![] })
+            .collect();
         assert!(render_points(&many, &PointsOptions::default()).is_ok());
         assert_eq!(Shape::of(5), Shape::of(0));
         assert_ne!(series_colour(5), series_colour(0));
@@ -506,8 +587,14 @@ mod tests {
         let e = render_points(&s, &PointsOptions::default()).unwrap_err();
         assert!(e.contains("\"left\" has 21 labels for 20 points"), "{e}");
         assert!(render_points(&[], &PointsOptions::default()).unwrap_err().contains("no series"));
-        let e = render_points(&two_clusters(), &PointsOptions { range: Some(((1.0, 1.0), (0.0, 1.0))), ..Default::default() }).unwrap_err();
+        let e = render_points(
+            &two_clusters(),
+            &PointsOptions { range: Some(((1.0, 1.0), (0.0, 1.0))), ..Default::default() },
+        )
+        .unwrap_err();
         assert!(e.contains("x range"), "{e}");
-        assert!(render_points(&two_clusters(), &PointsOptions { width: 20, ..Default::default() }).unwrap_err().contains("too small"));
+        assert!(render_points(&two_clusters(), &PointsOptions { width: 20, ..Default::default() })
+            .unwrap_err()
+            .contains("too small"));
     }
 }

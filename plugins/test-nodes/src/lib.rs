@@ -42,7 +42,11 @@ struct Add {
 impl Declared for Add {
     const INFO: NodeInfo = NodeInfo { version: "1.2.0", ..info("test.add", "Add", "augend + addend") };
     fn declare(d: &mut Declare) -> Self {
-        Add { augend: d.input("augend", "left"), addend: d.input("addend", "right"), sum: d.output("sum", "augend + addend") }
+        Add {
+            augend: d.input("augend", "left"),
+            addend: d.input("addend", "right"),
+            sum: d.output("sum", "augend + addend"),
+        }
     }
     fn run(&self, io: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
         let s = io.read(&self.augend)? + io.read(&self.addend)?;
@@ -237,7 +241,8 @@ struct WaitForCancel {
     out: Output<f64>,
 }
 impl Declared for WaitForCancel {
-    const INFO: NodeInfo = info("test.wait_for_cancel", "Wait for cancel", "Loops until the run is cancelled (at most 10 s).");
+    const INFO: NodeInfo =
+        info("test.wait_for_cancel", "Wait for cancel", "Loops until the run is cancelled (at most 10 s).");
     fn declare(d: &mut Declare) -> Self {
         WaitForCancel { out: d.output("value", "never produced when cancelled") }
     }
@@ -300,7 +305,8 @@ struct Codes {
     out: Output<Latents>,
 }
 impl Declared for Codes {
-    const INFO: NodeInfo = info("test.latents", "Latents", "Seeded normal codes, optionally with a NaN in the first row.");
+    const INFO: NodeInfo =
+        info("test.latents", "Latents", "Seeded normal codes, optionally with a NaN in the first row.");
     fn declare(d: &mut Declare) -> Self {
         Codes {
             n: d.int("n", 4, 1..=1 << 20, "codes"),
@@ -464,6 +470,22 @@ impl Declared for Apply {
 }
 
 subspace_sdk::export_plugin!(
-    Codes, Constant, Add, Scale, Sleep, Fail, Panic, Count, Clock, TensorSource, TensorPass, TensorAddress,
-    WaitForCancel, WrongOutput, Choose, Store, ModelSource, Apply
+    Codes,
+    Constant,
+    Add,
+    Scale,
+    Sleep,
+    Fail,
+    Panic,
+    Count,
+    Clock,
+    TensorSource,
+    TensorPass,
+    TensorAddress,
+    WaitForCancel,
+    WrongOutput,
+    Choose,
+    Store,
+    ModelSource,
+    Apply
 );

@@ -15,7 +15,8 @@ struct Double {
     out: Output<f64>,
 }
 impl Declared for Double {
-    const INFO: NodeInfo = NodeInfo { id: "old.double", version: "1.0.0", name: "Double", category: "Test", doc: "2 x value" };
+    const INFO: NodeInfo =
+        NodeInfo { id: "old.double", version: "1.0.0", name: "Double", category: "Test", doc: "2 x value" };
     fn declare(d: &mut Declare) -> Self {
         Double { value: d.input("value", "a number"), out: d.output("value", "twice the number") }
     }

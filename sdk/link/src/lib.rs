@@ -35,8 +35,9 @@ pub fn libtorch_version() -> String {
     libtorch_dir()
         .and_then(|d| std::fs::read_to_string(d.join("version.py")).ok())
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".to_string())
 }

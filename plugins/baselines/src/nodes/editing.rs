@@ -70,16 +70,38 @@ impl Declared for DirectionEdit {
         DirectionEdit {
             codes: d.input("codes", "codes to edit, N x D"),
             directions: d.input("directions", "directions from a baseline node or an import"),
-            target: d.text("target", "all", "all, or comma-separated classes (group.class); + joins classes \
-                                             edited together"),
-            distance: d.float("distance", 3.0, -1000.0..=1000.0, "final distance d along the normal (shift) or \
-                                                                  signed distance to reach (to_boundary)"),
-            steps: d.int("steps", 6, 1..=64, "distances linspace(0, distance, steps); distance 0 is the unedited \
-                                              code in both modes"),
-            conditional: d.bool("conditional", false, "project each target normal off all other attribute groups' \
-                                                       normals first (InterFaceGAN's conditional edit)"),
-            mode: d.choice("mode", EditMode::Shift, "shift: z + d n; to_boundary: move along n until n . z + \
-                                                     offset = d"),
+            target: d.text(
+                "target",
+                "all",
+                "all, or comma-separated classes (group.class); + joins classes \
+                                             edited together",
+            ),
+            distance: d.float(
+                "distance",
+                3.0,
+                -1000.0..=1000.0,
+                "final distance d along the normal (shift) or \
+                                                                  signed distance to reach (to_boundary)",
+            ),
+            steps: d.int(
+                "steps",
+                6,
+                1..=64,
+                "distances linspace(0, distance, steps); distance 0 is the unedited \
+                                              code in both modes",
+            ),
+            conditional: d.bool(
+                "conditional",
+                false,
+                "project each target normal off all other attribute groups' \
+                                                       normals first (InterFaceGAN's conditional edit)",
+            ),
+            mode: d.choice(
+                "mode",
+                EditMode::Shift,
+                "shift: z + d n; to_boundary: move along n until n . z + \
+                                                     offset = d",
+            ),
             edited: d.output("codes", "edited codes, ordered target, sample, step"),
             layout: d.output("layout", "targets, samples, steps and ratios = distances, as AttributeEdit writes"),
         }

@@ -3,10 +3,10 @@
 use super::DIRECTIONS_DOC;
 use crate::directions::Directions;
 use crate::linear::{self, Solver};
+use serde_json::Value as Json;
 use std::time::Instant;
 use subspace_sdk::edits::codes_and_labels;
 use subspace_sdk::prelude::*;
-use serde_json::Value as Json;
 use subspace_sdk::tch;
 
 const CATEGORY: &str = "Baselines: Fitting";
@@ -44,16 +44,33 @@ impl Declared for InterFaceGan {
         InterFaceGan {
             codes: d.input("codes", "latent codes z, N x D"),
             labels: d.input("labels", "their labels, N x K, one score per class"),
-            ratio: d.float("ratio", 0.02, 1e-4..=0.5, "fraction of codes taken from each end of a class's ranking \
-                                                       (at least 10 each)"),
-            split: d.float("split", 0.7, 0.05..=1.0, "fraction of the chosen codes used for training; the rest \
-                                                      measures validation accuracy"),
-            solver: d.choice("solver", Solver::Svm, "linear SVM (squared hinge + L2) or logistic regression, solved \
-                                                     by Newton's method"),
+            ratio: d.float(
+                "ratio",
+                0.02,
+                1e-4..=0.5,
+                "fraction of codes taken from each end of a class's ranking \
+                                                       (at least 10 each)",
+            ),
+            split: d.float(
+                "split",
+                0.7,
+                0.05..=1.0,
+                "fraction of the chosen codes used for training; the rest \
+                                                      measures validation accuracy",
+            ),
+            solver: d.choice(
+                "solver",
+                Solver::Svm,
+                "linear SVM (squared hinge + L2) or logistic regression, solved \
+                                                     by Newton's method",
+            ),
             c: d.float("c", 1.0, 1e-6..=1e6, "weight of the data term against 0.5 |w|^2 (larger: less regularisation)"),
             directions: d.output("directions", DIRECTIONS_DOC),
-            report: d.output("report", "JSON: validation and training accuracy per class, samples, solver \
-                                        iterations, time"),
+            report: d.output(
+                "report",
+                "JSON: validation and training accuracy per class, samples, solver \
+                                        iterations, time",
+            ),
         }
     }
 
@@ -230,8 +247,11 @@ impl Declared for SeFa {
             weight: d.text("param", "", "name of the weight parameter; empty: the generator metadata's first_layer"),
             components: d.int("components", 20, 1..=65536, "eigenvectors considered (capped at D)"),
             directions: d.output("directions", DIRECTIONS_DOC),
-            report: d.output("report", "JSON: parameter and shape used, matched eigenvector and r per class, \
-                                        eigenvalues"),
+            report: d.output(
+                "report",
+                "JSON: parameter and shape used, matched eigenvector and r per class, \
+                                        eigenvalues",
+            ),
         }
     }
 

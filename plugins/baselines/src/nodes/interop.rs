@@ -73,8 +73,12 @@ impl Declared for ImportDirections {
     fn declare(d: &mut Declare) -> Self {
         ImportDirections {
             folder: d.path("folder", "", "folder holding <group>.<class>.npy boundaries (and optionally schema.json)"),
-            classes: d.text("classes", "", "comma-separated group.class names to read; empty: every class of \
-                                            schema.json"),
+            classes: d.text(
+                "classes",
+                "",
+                "comma-separated group.class names to read; empty: every class of \
+                                            schema.json",
+            ),
             directions: d.output("directions", DIRECTIONS_DOC),
         }
     }

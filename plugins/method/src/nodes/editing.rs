@@ -174,7 +174,7 @@ impl AttributeEdit {
         let per_target = n * steps; // rows per target, ordered sample, ratio
         let mut blocks: Vec<Option<Tensor>> = (0..targets.len()).map(|_| None).collect();
         let repeat = |ts: &[usize], times: i64| -> Vec<Vec<usize>> {
-            ts.iter().flat_map(|&t| std::iter::repeat(targets[t].columns.clone()).take(times as usize)).collect()
+            ts.iter().flat_map(|&t| std::iter::repeat_n(targets[t].columns.clone(), times as usize)).collect()
         };
         if !solve_t.is_empty() {
             // One batched optimisation for every target, sample and ratio.

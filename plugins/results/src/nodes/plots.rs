@@ -25,8 +25,8 @@ fn read_curves(port: &str, bundle: &Bundle) -> NodeResult<Vec<(String, Vec<f64>)
             return Err(NodeError::input(port, format!("curve {name:?} must be 1-D, got shape {:?}", t.size())));
         }
         let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Double).contiguous();
-        let ys = Vec::<f64>::try_from(&t)
-            .map_err(|e| NodeError::input(port, format!("cannot read curve {name:?}: {e}")))?;
+        let ys =
+            Vec::<f64>::try_from(&t).map_err(|e| NodeError::input(port, format!("cannot read curve {name:?}: {e}")))?;
         out.push((name, ys));
     }
     Ok(out)
