@@ -76,19 +76,8 @@ enum Command {
         /// Worker threads for independent nodes (1 to 64).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=subspace_host::exec::MAX_WORKERS as i64))]
         workers: Option<u16>,
-        /// Bytes of node results kept in memory for re-use (e.g. 512MiB, 4GiB); least recently used go first.
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
-        cache_budget: u64,
-        /// Folder of the disk cache, where results of cacheable nodes (sampling, labelling, fits) are kept for
-        /// later runs [default: OUT/.cache].
-        #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
-        cache: Option<PathBuf>,
-        /// Keep no results on disk and load none.
-        #[arg(long)]
-        no_cache: bool,
-        /// Bytes the disk cache folder may hold (e.g. 1GiB); least recently used entries go first.
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
-        disk_budget: u64,
+        #[command(flatten)]
+        caches: CacheArgs,
         /// Print the run report as JSON.
         #[arg(long)]
         json: bool,
@@ -104,21 +93,35 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8787)]
         port: u16,
-        /// Bytes of node results the session keeps for re-use across runs (e.g. 512MiB, 4GiB); least recently
-        /// used go first.
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
-        cache_budget: u64,
-        /// Folder of the disk cache, where results of cacheable nodes (sampling, labelling, fits) are kept for
-        /// later runs [default: OUT/.cache].
-        #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
-        cache: Option<PathBuf>,
-        /// Keep no results on disk and load none.
-        #[arg(long)]
-        no_cache: bool,
-        /// Bytes the disk cache folder may hold (e.g. 1GiB); least recently used entries go first.
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
-        disk_budget: u64,
+        #[command(flatten)]
+        caches: CacheArgs,
     },
+}
+
+/// The memory and disk caches of `run` and `serve`.
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// Bytes of node results kept in memory for re-use across runs (e.g. 512MiB, 4GiB); least recently used go
+    /// first.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+    cache_budget: u64,
+    /// Folder of the disk cache, where results of cacheable nodes (sampling, labelling, fits) are kept for later
+    /// runs [default: OUT/.cache].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Keep no results on disk and load none.
+    #[arg(long)]
+    no_cache: bool,
+    /// Bytes the disk cache folder may hold (e.g. 1GiB); least recently used entries go first.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+    disk_budget: u64,
+}
+
+impl CacheArgs {
+    /// The disk cache these flags ask for, under `out` unless `--cache` names a folder.
+    fn disk(&self, out: &Path) -> Option<DiskCache> {
+        disk_cache(&self.cache, self.no_cache, out, self.disk_budget)
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -224,13 +227,13 @@ fn try_main() -> Result<()> {
                 }
             }
         }
-        Command::Serve { graphs, out, port, cache_budget, cache, no_cache, disk_budget } => {
+        Command::Serve { graphs, out, port, caches } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             anyhow::ensure!(graphs.is_dir(), "--graphs {}: not a folder", graphs.display());
             ensure_writable(out)?;
-            let disk = disk_cache(cache, *no_cache, out, *disk_budget);
-            let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, *cache_budget, disk)?);
+            let disk = caches.disk(out);
+            let editor = Arc::new(serve::Editor::new(registry, device, graphs, out, caches.cache_budget, disk)?);
             editor.serve(*port, |addr| {
                 println!(
                     "graph editor on http://{addr}/ (graphs in {}, runs in {}; Ctrl-C to stop)",
@@ -252,7 +255,7 @@ fn try_main() -> Result<()> {
                 print_presets(&list, &dirs);
             }
         }
-        Command::Run { graph, param, set, presets, out, workers, cache_budget, cache, no_cache, disk_budget, json } => {
+        Command::Run { graph, param, set, presets, out, workers, caches, json } => {
             let device = subspace_host::parse_device(&cli.device)?;
             let registry = Arc::new(load_registry(&cli));
             let dirs = preset_dirs(presets);
@@ -278,8 +281,8 @@ fn try_main() -> Result<()> {
             };
             ensure_writable(out)?;
             let mut evaluator = Evaluator::new(registry, device);
-            evaluator.set_cache_budget(*cache_budget);
-            evaluator.set_disk_cache(disk_cache(cache, *no_cache, out, *disk_budget));
+            evaluator.set_cache_budget(caches.cache_budget);
+            evaluator.set_disk_cache(caches.disk(out));
             if let Some(w) = workers {
                 evaluator.workers = *w as usize;
             }
