@@ -380,34 +380,9 @@ fn a_kill_during_an_entry_write_never_leaves_an_entry_that_loads() {
     let dir = root.path();
     let cache = dir.join("cache");
     let node = test_registry().node("test.store").unwrap().descriptor.clone();
-    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let mut random = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
     let mut temps_seen = 0;
     for round in 0..4 {
-        let _ = std::fs::remove_file(dir.join("ready"));
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["disk_cache::write_entries_until_killed", "--exact", "--ignored", "--test-threads=1"])
-            .env(LOOP_ENV, dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !dir.join("ready").exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("round {round}: the writing child exited first ({status})");
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "round {round}: the writing child never wrote");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_micros(random(800_000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_writer_at_random("disk_cache::write_entries_until_killed", LOOP_ENV, dir, 800_000, round);
 
         temps_seen += std::fs::read_dir(&cache)
             .unwrap()

@@ -157,34 +157,9 @@ fn a_kill_during_a_mixture_save_leaves_a_whole_fit() {
     toy::generator(dir);
     toy::classifier(dir);
     let out = dir.join("out");
-    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let mut random = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
     let mut temps_left = 0;
     for round in 0..6 {
-        let _ = std::fs::remove_file(dir.join("ready"));
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["files::save_mixtures_until_killed", "--exact", "--ignored", "--test-threads=1"])
-            .env(LOOP_ENV, dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !dir.join("ready").exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("round {round}: the saving child exited first ({status})");
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "round {round}: the saving child never saved");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_micros(random(300_000)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_writer_at_random("files::save_mixtures_until_killed", LOOP_ENV, dir, 300_000, round);
 
         // Whatever the kill interrupted, the file holds one whole fit: its metadata describes its tensors.
         let r = run_at(&evaluator(product_registry()), &out, &load_mixture(&out.join("mix")));

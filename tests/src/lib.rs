@@ -196,6 +196,33 @@ pub fn all_product_plugins() -> Arc<Registry> {
     .clone()
 }
 
+/// Runs test `name` of this test binary (an ignored test that writes in a loop and touches `dir/ready` once it
+/// has started, reading `dir` from `env`) as a child process, and kills it at a random moment up to `max_us`
+/// microseconds after it is ready: how the tests prove that a kill never leaves a torn file.
+pub fn kill_writer_at_random(name: &str, env: &str, dir: &std::path::Path, max_us: u64, round: usize) {
+    use std::time::{Duration, Instant};
+    let _ = std::fs::remove_file(dir.join("ready"));
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([name, "--exact", "--ignored", "--test-threads=1"])
+        .env(env, dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the writing child");
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        if let Some(status) = child.try_wait().expect("child status") {
+            panic!("round {round}: the writing child exited first ({status})");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "round {round}: the writing child never wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    std::thread::sleep(Duration::from_micros(nanos % max_us.max(1)));
+    child.kill().expect("kill the child");
+    child.wait().expect("reap the child");
+}
+
 /// Small TorchScript models made by tracing, with sidecars: a toy world for contract tests.
 pub mod toy {
     use std::path::{Path, PathBuf};
