@@ -30,6 +30,8 @@ pub enum Problem {
     PresetCycle,
     /// A preset file that cannot be read, or whose exposed parameters or ports are declared wrongly.
     BadPreset,
+    /// A node whose inputs come from two latent spaces (z, W, W+), or from another space than its `space`.
+    SpaceMismatch,
 }
 
 /// One validation error.
@@ -104,11 +106,111 @@ impl Plan {
     }
 }
 
-/// True when a value of port type `out` may feed an input of type `input`.
+/// True when a value of port type `out` may feed an input of type `input`. A type qualified with a latent space
+/// (`latents/w`) is a subtype of its base: it fits the base and its own space, never another space.
 pub fn compatible(out: &str, input: &str) -> bool {
+    let ((out, out_space), (input, in_space)) = (port::split_space(out), port::split_space(input));
+    if matches!((out_space, in_space), (Some(a), Some(b)) if a != b) {
+        return false;
+    }
     out == input
         || input == port::ANY
         || (input == port::TENSOR && [port::LATENTS, port::IMAGES, port::LABELS].contains(&out))
+}
+
+/// Where a value's latent space was decided, for messages: the space and the output or parameter that set it.
+struct Spaced {
+    space: String,
+    from: String,
+}
+
+/// Latent spaces through the graph (no cycles): a node with a `space` parameter makes its space-carrying outputs
+/// ([`port::space::CARRIERS`]) in that space and takes only inputs of it; any other node passes on the one space of
+/// its inputs. A port type's own qualifier (`latents/w`) wins over both. Each input from another space is an error
+/// naming the node, the port and both origins.
+fn check_spaces(nodes: &[Option<PlanNode>]) -> Vec<ValidationError> {
+    fn visit(i: usize, nodes: &[Option<PlanNode>], seen: &mut HashSet<usize>, order: &mut Vec<usize>) {
+        if !seen.insert(i) {
+            return;
+        }
+        if let Some(n) = &nodes[i] {
+            for (src, _) in n.inputs.values() {
+                visit(*src, nodes, seen, order);
+            }
+        }
+        order.push(i);
+    }
+    let (mut order, mut seen) = (Vec::new(), HashSet::new());
+    for i in 0..nodes.len() {
+        visit(i, nodes, &mut seen, &mut order);
+    }
+    let carrier = |ty: &str| {
+        let (base, q) = port::split_space(ty);
+        q.is_some() || port::space::CARRIERS.contains(&base)
+    };
+    let name = |s: &str| match s {
+        port::space::Z => "z",
+        port::space::W => "W",
+        _ => "W+",
+    };
+    let mut outputs: HashMap<(usize, &str), Spaced> = HashMap::new();
+    let mut errors = Vec::new();
+    for i in order {
+        let Some(n) = &nodes[i] else { continue };
+        let d = &n.node_type.descriptor;
+        let own = n.params.iter().find_map(|p| {
+            let is_choice = d.find_param(p.name.as_str()).is_some_and(|s| matches!(s.kind, ParamKind::Choice { .. }));
+            match &p.value {
+                Value::Text(t) if p.name.as_str() == port::SPACE_PARAM && is_choice => port::space::ALL
+                    .contains(&t.as_str())
+                    .then(|| Spaced { space: t.to_string(), from: format!("its parameter {}", port::SPACE_PARAM) }),
+                _ => None,
+            }
+        });
+        let mut node_space = own;
+        for (input, (src, src_port)) in &n.inputs {
+            let Some(spec) = d.find_input(input) else { continue };
+            if !carrier(spec.ty.as_str()) {
+                continue;
+            }
+            let Some(got) = outputs.get(&(*src, src_port.as_str())) else { continue };
+            // The port's own qualifier, else the node's space so far.
+            let wanted = match port::split_space(spec.ty.as_str()).1 {
+                Some(q) => Some(Spaced { space: q.to_string(), from: format!("its type {}", spec.ty) }),
+                None => node_space.as_ref().map(|s| Spaced { space: s.space.clone(), from: s.from.clone() }),
+            };
+            match wanted {
+                Some(w) if w.space != got.space => errors.push(ValidationError {
+                    problem: Problem::SpaceMismatch,
+                    node: Some(n.id.clone()),
+                    location: Some(input.clone()),
+                    message: format!(
+                        "input '{input}' is in latent space {} (from {}) but this node works in {} (from {}): link \
+                         codes, fits and generators of one latent space",
+                        name(&got.space),
+                        got.from,
+                        name(&w.space),
+                        w.from
+                    ),
+                }),
+                Some(_) => {}
+                None => node_space = Some(Spaced { space: got.space.clone(), from: got.from.clone() }),
+            }
+        }
+        for out in d.outputs.iter() {
+            if !carrier(out.ty.as_str()) {
+                continue;
+            }
+            let space = match port::split_space(out.ty.as_str()).1 {
+                Some(q) => Some(q.to_string()),
+                None => node_space.as_ref().map(|s| s.space.clone()),
+            };
+            if let Some(space) = space {
+                outputs.insert((i, out.name.as_str()), Spaced { space, from: format!("{}.{}", n.id, out.name) });
+            }
+        }
+    }
+    errors
 }
 
 /// Converts a JSON parameter value to the parameter's kind and checks its range.
@@ -364,6 +466,8 @@ fn validate_flat(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validat
     if let Some(i) = cycle {
         let id = graph.nodes.iter().find(|g| index.get(g.id.as_str()) == Some(&i)).map(|g| g.id.as_str());
         errors.push(err(Problem::Cycle, id, None, "the graph has a cycle through this node".into()));
+    } else {
+        errors.extend(check_spaces(&nodes));
     }
 
     // Requested outputs.

@@ -272,6 +272,11 @@ impl Declare {
         let names: Vec<&str> = C::ALL.iter().map(|(n, _)| *n).collect();
         self.param(name, ParamSpec::choice(name, default.name(), &names, doc))
     }
+    /// The latent space of the codes the node makes or renders (the parameter [`crate::port::SPACE_PARAM`]):
+    /// validation gives this space to the node's space-carrying outputs and refuses inputs from another one.
+    pub fn space(&mut self, default: crate::kinds::Space, doc: &str) -> Param<crate::kinds::Space> {
+        self.choice(crate::port::SPACE_PARAM, default, doc)
+    }
     /// The node's output may differ between runs with the same inputs (it writes files, reads a clock): it is
     /// never cached across runs.
     pub fn volatile(&mut self) {

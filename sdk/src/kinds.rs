@@ -121,6 +121,19 @@ model_kind!(
     Classifier = port::CLASSIFIER
 );
 
+crate::choice! {
+    /// The latent space codes are in (see [`crate::port::space`]): z, StyleGAN's W (one w per code) or W+ (one w
+    /// per synthesis layer, flattened).
+    pub enum Space {
+        /// The generator's input codes.
+        Z = "z",
+        /// One w per code.
+        W = "w",
+        /// One w per synthesis layer.
+        WPlus = "wplus",
+    }
+}
+
 /// Declares a bundle kind: a newtype over [`Bundle`] whose port type is the kind, checked when read.
 ///
 /// ```ignore

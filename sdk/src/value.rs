@@ -42,6 +42,44 @@ pub mod port {
     pub const DIRECTIONS: &str = "directions";
     /// Named (x, y) series for scatter plots (a comparison's leakage and success per method).
     pub const POINTS: &str = "points";
+
+    /// The parameter through which a node states the latent space of the codes it makes and renders (a choice of
+    /// [`space::ALL`]; see [`crate::declare::Declare::space`]). Validation gives that space to the node's
+    /// space-carrying outputs and refuses inputs from another space.
+    pub const SPACE_PARAM: &str = "space";
+
+    /// Latent spaces. A port type may be qualified with one, `latents/w`: a subtype of `latents` that validation
+    /// keeps apart from codes of another space. Validation also infers the space of every space-carrying output
+    /// ([`space::CARRIERS`]) from the node's `space` parameter or from its inputs, and refuses a node whose inputs
+    /// come from two spaces.
+    pub mod space {
+        /// The generator's input codes (StyleGAN's z).
+        pub const Z: &str = "z";
+        /// StyleGAN's intermediate space: one w per code, broadcast to every synthesis layer.
+        pub const W: &str = "w";
+        /// StyleGAN's extended space: one w per synthesis layer, flattened to N x (layers x w_dim).
+        pub const WPLUS: &str = "wplus";
+        /// Every space, in the order a UI lists them.
+        pub const ALL: &[&str] = &[Z, W, WPLUS];
+        /// Port types whose values live in a latent space: codes, the generator rendering them, and what is fitted
+        /// on codes.
+        pub const CARRIERS: &[&str] =
+            &[super::LATENTS, super::GENERATOR, super::GAUSSIANS, super::MIXTURE, super::DIRECTIONS];
+    }
+
+    /// `base/space`, the port type `base` qualified with a latent space.
+    pub fn qualified(base: &str, space: &str) -> String {
+        format!("{base}/{space}")
+    }
+
+    /// A port type split into its base and, when it is qualified with a known latent space, that space:
+    /// `latents/w` -> (`latents`, Some(`w`)); `latents` and vendor types with other slashes are returned whole.
+    pub fn split_space(ty: &str) -> (&str, Option<&str>) {
+        match ty.rsplit_once('/') {
+            Some((base, q)) if space::ALL.contains(&q) && !base.is_empty() => (base, Some(q)),
+            _ => (ty, None),
+        }
+    }
 }
 
 /// One attribute group (e.g. hair) and its classes (black, brown, ...).
@@ -239,5 +277,27 @@ impl NamedValue {
     /// `value` named `name`.
     pub fn new(name: &str, value: Value) -> Self {
         NamedValue { name: name.into(), value }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port;
+    use crate::declare::Choice;
+
+    #[test]
+    fn qualified_port_types_split_into_base_and_space() {
+        assert_eq!(port::split_space("latents/w"), ("latents", Some("w")));
+        assert_eq!(port::split_space(&port::qualified(port::MIXTURE, port::space::WPLUS)), ("mixture", Some("wplus")));
+        assert_eq!(port::split_space("latents"), ("latents", None));
+        // A vendor type with a slash that is not a space stays whole.
+        assert_eq!(port::split_space("acme/thing"), ("acme/thing", None));
+        assert_eq!(port::split_space("/w"), ("/w", None));
+    }
+
+    #[test]
+    fn the_space_choice_names_the_port_spaces() {
+        let names: Vec<&str> = crate::kinds::Space::ALL.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, port::space::ALL);
     }
 }
