@@ -1,8 +1,11 @@
 //! Generator and Classifier nodes over TorchScript models with JSON sidecars (see README.md).
 
 mod model;
+mod style;
 
 use model::{load_classifier, load_generator, product, sample_codes, MAX_ELEMENTS};
+use style::View;
+use subspace_sdk::kinds::Space;
 use subspace_sdk::prelude::*;
 use subspace_sdk::tch;
 use subspace_sdk::ErrorKind;
@@ -45,6 +48,8 @@ struct GeneratorNode {
     count: Param<i64>,
     seed: Param<i64>,
     truncation: Param<f64>,
+    space: Param<Space>,
+    psi: Param<f64>,
     batch: Param<i64>,
     render: Param<bool>,
     images: Output<Images>,
@@ -55,11 +60,14 @@ struct GeneratorNode {
 impl Declared for GeneratorNode {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.generator",
-        version: "1.0.0",
+        // 1.1: `space` (z, W, W+ of StyleGAN-style generators) and `psi`.
+        version: "1.1.0",
         name: "Generator",
         category: MODELS,
         doc: "Loads a TorchScript generator and renders I = G(z): samples `count` codes from its latent \
-              distribution, or renders the codes on its input.",
+              distribution, or renders the codes on its input. A StyleGAN-style generator (a style block in its \
+              sidecar) works in z, W or W+ (`space`): sampled codes are mapped to w and truncated toward the \
+              average w by psi, and the codes and the generator it outputs are in that space.",
     };
     fn declare(d: &mut Declare) -> Self {
         d.cacheable();
@@ -78,10 +86,23 @@ impl Declared for GeneratorNode {
                 0.0..=100.0,
                 "resample code entries beyond this magnitude (0: off; else at least 0.05)",
             ),
+            space: d.space(
+                Space::Z,
+                "the space of the codes sampled, rendered and output: z, or W / W+ (one w per synthesis layer) of a \
+                 generator whose sidecar has a style block",
+            ),
+            psi: d.float(
+                "psi",
+                1.0,
+                0.0..=1.0,
+                "truncation toward the average w (StyleGAN's psi; 1: off): w_avg + psi (w - w_avg) whenever z is \
+                 mapped to w (W/W+ codes when sampled, z codes when rendered); style generators only",
+            ),
             batch: d.int("batch", 256, 1..=65_536, "images per forward pass"),
             render: d.bool("render", true, "render images (off: only sample codes)"),
             images: d.output("images", "rendered images, N x 3 x H x W in [0, 1]"),
-            codes_out: d.output("codes", "the codes rendered, N x D"),
+            codes_out: d
+                .output("codes", "the codes rendered, N x D (z: latent.dim, W: w_dim, W+: num_ws x w_dim flattened)"),
             generator: d.output("generator", "the loaded generator, for nodes that render through it"),
         }
     }
@@ -94,9 +115,21 @@ impl Declared for GeneratorNode {
             let why = format!("truncation {truncation} is below {MIN_TRUNCATION} (0 turns it off)");
             return Err(NodeError::param(self.truncation.name(), why));
         }
-        let generator = load_generator(ctx, &path)?;
+        let (space, psi) = (io.read(&self.space)?, io.read(&self.psi)?);
+        // The handle renders codes of `space`; psi enters it only where it maps z (codes in W/W+ are rendered as
+        // they are, already truncated when they were sampled).
+        let view = View { space, psi: if space == Space::Z { psi } else { 1.0 } };
+        let generator = load_generator(ctx, &path, view)?;
         let g = generator.torch();
-        let dim = g.latent_dim;
+        let dim = g.code_dim(space).map_err(|why| NodeError::param(self.space.name(), why))?;
+        if g.style.is_none() && psi != 1.0 {
+            let why = format!(
+                "psi {psi} truncates toward the average w, and generator {} has no W space (no style block in {})",
+                path.display(),
+                g.sidecar.display()
+            );
+            return Err(NodeError::param(self.psi.name(), why));
+        }
         let side = g.sidecar.display();
         let render = io.read(&self.render)?;
         let given = io.read(&self.codes)?.map(|Latents(z)| z);
@@ -111,8 +144,10 @@ impl Declared for GeneratorNode {
                 None => NodeError::param(self.count.name(), why),
             }
         };
-        if product(&[n, dim], MAX_ELEMENTS).is_none() {
-            return Err(too_many(format!("{n} codes of latent.dim {dim} ({side}) make {n} x {dim} elements")));
+        for (width, what) in [(dim, "codes of this space"), (g.latent_dim, "z codes of latent.dim")] {
+            if product(&[n, width], MAX_ELEMENTS).is_none() {
+                return Err(too_many(format!("{n} {what} {width} ({side}) make {n} x {width} elements")));
+            }
         }
         if render && product(&[n, g.image_elements()], MAX_ELEMENTS).is_none() {
             let per = g.image_elements();
@@ -121,20 +156,24 @@ impl Declared for GeneratorNode {
         }
         let codes = match &given {
             Some(z) => {
-                let got = z.size()[1];
-                if got != dim {
-                    let why = format!("codes have dimension {got} but generator {} expects {dim}", path.display());
-                    return Err(NodeError::input(self.codes.name(), why));
+                if z.size()[1] != dim {
+                    return Err(NodeError::input(self.codes.name(), g.dim_mismatch(&z.size(), space)));
                 }
                 z.to_kind(Kind::Float).to_device(ctx.device())
             }
             None => {
                 let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(io.read(&self.seed)? as u64);
-                sample_codes(&mut rng, n, dim, &g.distribution, truncation)?.to_device(ctx.device())
+                let z = sample_codes(&mut rng, n, g.latent_dim, &g.distribution, truncation)?.to_device(ctx.device());
+                match space {
+                    Space::Z => z,
+                    _ => {
+                        batched(&z, io.read(&self.batch)?, ctx, "mapping", |z| g.codes_from_z(z, View { space, psi }))?
+                    }
+                }
             }
         };
         let images = if render {
-            batched(&codes, io.read(&self.batch)?, ctx, "rendering", |x| g.render(x))?
+            batched(&codes, io.read(&self.batch)?, ctx, "rendering", |x| generator.render(x))?
         } else {
             Tensor::zeros([codes.size()[0], 3, 1, 1], (Kind::Float, ctx.device()))
         };

@@ -1,8 +1,9 @@
 //! Loading TorchScript models with their sidecars, and running them.
 
+use crate::style::{check_affine, check_style, Style, StyleMeta, View};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use subspace_sdk::abi_stable::{
     sabi_trait::TD_CanDowncast,
     std_types::{RArc, RErr, ROk, ROption, RResult, RStr, RString},
@@ -180,10 +181,10 @@ fn nchw() -> String {
     "NCHW".into()
 }
 
-/// One constant argument passed to a generator's forward after the codes, in order.
+/// One constant argument passed to a generator's forward (or style method) after the codes, in order.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
-struct ArgumentMeta {
+pub struct ArgumentMeta {
     name: String,
     /// An N x `zeros` tensor of zeros (an unconditional class label `c`; 0 gives N x 0).
     #[serde(default)]
@@ -215,6 +216,9 @@ struct GeneratorMeta {
     /// Read by SeFa through the model's info; checked to name a parameter at load.
     #[serde(default)]
     first_layer: Option<String>,
+    /// A StyleGAN-style generator: mapping and synthesis methods, W and W+ (crate::style).
+    #[serde(default)]
+    style: Option<StyleMeta>,
     #[serde(default)]
     #[allow(dead_code)]
     training: Option<serde_json::Value>,
@@ -258,7 +262,7 @@ fn probabilities() -> String {
 
 /// A checked constant argument of a generator.
 #[derive(Debug, Clone)]
-enum Argument {
+pub enum Argument {
     Zeros(i64),
     Row(Vec<f32>),
     Float(f64),
@@ -269,7 +273,7 @@ enum Argument {
 }
 
 /// A generator's constant arguments with their names, in call order.
-type Arguments = Vec<(String, Argument)>;
+pub type Arguments = Vec<(String, Argument)>;
 
 /// How a classifier reads its output columns.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -290,7 +294,7 @@ enum Resize {
 
 /// A loaded TorchScript model and what its sidecar says about it.
 pub struct Inner {
-    module: CModule,
+    pub(crate) module: CModule,
     pub kind: &'static str,
     pub name: String,
     pub path: PathBuf,
@@ -302,7 +306,9 @@ pub struct Inner {
     pub distribution: String,
     space: Space,
     /// One code's shape as the module takes it (generators).
-    latent_shape: Vec<i64>,
+    pub(crate) latent_shape: Vec<i64>,
+    /// Mapping and synthesis methods (StyleGAN-style generators).
+    pub style: Option<Style>,
     /// Constant arguments after the codes (generators).
     arguments: Arguments,
     /// Images are N x H x W x C in the module (else N x C x H x W).
@@ -312,19 +318,26 @@ pub struct Inner {
     heads: Heads,
 }
 
-/// Shared handle; the SDK's `Model` trait object wraps it.
+/// Shared handle; the SDK's `Model` trait object wraps it. A generator handle renders codes of its view's space.
 #[derive(Clone)]
-pub struct TorchModel(pub Arc<Inner>);
+pub struct TorchModel {
+    inner: Arc<Inner>,
+    pub view: View,
+}
 
 impl std::fmt::Debug for TorchModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.0.kind, self.0.path.display())
+        write!(f, "{} {} ({:?})", self.inner.kind, self.inner.path.display(), self.view)
     }
 }
 
 impl TorchModel {
     pub fn torch(&self) -> &Inner {
-        &self.0
+        &self.inner
+    }
+    /// The images (N x C x H x W in [0, 1]) for codes in this handle's space. Differentiable in the codes.
+    pub fn render(&self, codes: &Tensor) -> Result<Tensor, NodeError> {
+        self.inner.render_in(codes, self.view)
     }
     pub fn into_ref(self) -> ModelRef {
         ModelRef::from_ptr(RArc::new(self), TD_CanDowncast)
@@ -429,25 +442,36 @@ fn check_call(side: &Path, meta: &GeneratorMeta) -> Result<(Vec<i64>, Arguments)
              or [{dim}, 1, 1])"
         ));
     }
+    if meta.style.is_some() && !meta.arguments.is_empty() {
+        return bad("arguments belong to forward, which a generator with a style block does not call; give them as \
+             style.mapping_arguments or style.synthesis_arguments"
+            .into());
+    }
+    Ok((shape, check_arguments(side, "arguments", &meta.arguments)?))
+}
+
+/// Checks a list of constant arguments (`key` is where the sidecar holds it, for messages).
+pub fn check_arguments(side: &Path, key: &str, list: &[ArgumentMeta]) -> Result<Arguments, NodeError> {
+    let bad = |why: String| Err(NodeError::model(format!("{}: {why}", side.display())));
     let mut args = Vec::new();
-    for (i, a) in meta.arguments.iter().enumerate() {
-        let key = format!("arguments[{i}] ('{}')", a.name);
+    for (i, a) in list.iter().enumerate() {
+        let at = format!("{key}[{i}] ('{}')", a.name);
         if a.name.trim().is_empty() {
-            return bad(format!("arguments[{i}].name is empty; name the forward argument it fills"));
+            return bad(format!("{key}[{i}].name is empty; name the argument it fills"));
         }
         let given = [a.zeros.is_some(), a.row.is_some(), a.value.is_some()].iter().filter(|&&b| b).count();
         if given != 1 {
-            return bad(format!("{key} needs exactly one of zeros, row or value"));
+            return bad(format!("{at} needs exactly one of zeros, row or value"));
         }
         let arg = if let Some(n) = a.zeros {
             // 0 is the empty label of an unconditional StyleGAN2-ADA model.
             if !(0..=MAX_SAMPLE_ELEMENTS).contains(&n) {
-                return bad(format!("{key}.zeros is {n}; it must be 0 to {MAX_SAMPLE_ELEMENTS}"));
+                return bad(format!("{at}.zeros is {n}; it must be 0 to {MAX_SAMPLE_ELEMENTS}"));
             }
             Argument::Zeros(n)
         } else if let Some(row) = &a.row {
             if row.is_empty() || row.len() as i64 > MAX_SAMPLE_ELEMENTS || row.iter().any(|x| !x.is_finite()) {
-                return bad(format!("{key}.row must be 1 to {MAX_SAMPLE_ELEMENTS} finite numbers"));
+                return bad(format!("{at}.row must be 1 to {MAX_SAMPLE_ELEMENTS} finite numbers"));
             }
             Argument::Row(row.iter().map(|&x| x as f32).collect())
         } else {
@@ -459,14 +483,14 @@ fn check_call(side: &Path, meta: &GeneratorMeta) -> Result<(Vec<i64>, Arguments)
                 serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                     (Some(i), _) if !n.is_f64() => Argument::Int(i),
                     (_, Some(f)) if f.is_finite() => Argument::Float(f),
-                    _ => return bad(format!("{key}.value {n} is not a finite number")),
+                    _ => return bad(format!("{at}.value {n} is not a finite number")),
                 },
-                _ => return bad(format!("{key}.value must be a number, a bool, a string or null")),
+                _ => return bad(format!("{at}.value must be a number, a bool, a string or null")),
             }
         };
         args.push((a.name.clone(), arg));
     }
-    Ok((shape, args))
+    Ok(args)
 }
 
 fn load_module(path: &Path, device: tch::Device) -> Result<CModule, NodeError> {
@@ -494,7 +518,7 @@ fn downcast(m: &ModelRef) -> Option<TorchModel> {
 }
 
 /// The line of a torch error that says what went wrong, without the TorchScript traceback.
-fn torch_reason(e: &tch::TchError) -> String {
+pub fn torch_reason(e: &tch::TchError) -> String {
     let text = e.to_string();
     // C++ stack frames ("frame #0: c10::Error::Error(...)") are noise, not the reason.
     let lines: Vec<&str> = text
@@ -508,11 +532,42 @@ fn torch_reason(e: &tch::TchError) -> String {
     line
 }
 
-/// Loads (or takes from the host's cache) the generator at `path`; its sidecar is checked, then the model is run
-/// once on a tiny batch and its output compared with the sidecar.
-pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, NodeError> {
+/// Generators this process has loaded, by cache key, held weakly: handles of several views (spaces) of one file
+/// share one module while any of them is alive (the host's model cache holds the handles).
+static LOADED: Mutex<Vec<(String, Weak<Inner>)>> = Mutex::new(Vec::new());
+
+/// The loaded module behind `key`, or a fresh one from `load`.
+fn shared_inner(key: &str, load: impl FnOnce() -> Result<Inner, NodeError>) -> Result<Arc<Inner>, NodeError> {
+    let found = {
+        let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        loaded.retain(|(_, w)| w.strong_count() > 0);
+        loaded.iter().find(|(k, _)| k == key).and_then(|(_, w)| w.upgrade())
+    };
+    if let Some(inner) = found {
+        return Ok(inner);
+    }
+    let inner = Arc::new(load()?);
+    LOADED.lock().unwrap_or_else(|p| p.into_inner()).push((key.to_string(), Arc::downgrade(&inner)));
+    Ok(inner)
+}
+
+/// Loads (or takes from the host's cache) the generator at `path` as a handle taking codes in `view.space`; its
+/// sidecar is checked, then the model is run once on a tiny batch and its output compared with the sidecar.
+pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path, view: View) -> Result<TorchModel, NodeError> {
     let device = ctx.device();
-    let m = ctx.shared_model(&cache_key(port::GENERATOR, path, device), || {
+    let base = cache_key(port::GENERATOR, path, device);
+    // The default view keeps the key it always had; the others are entries of their own over the same module.
+    let key = if view == View::default() { base.clone() } else { format!("{base}:{}:psi={}", view.space, view.psi) };
+    let m = ctx.shared_model(&key, || {
+        let inner = shared_inner(&base, || load_generator_module(path, device))?;
+        Ok(TorchModel { inner, view }.into_ref())
+    })?;
+    downcast(&m).ok_or_else(|| NodeError::internal("cached generator is not a TorchScript model of this plugin"))
+}
+
+/// Reads, checks, loads and probes the generator at `path`.
+fn load_generator_module(path: &Path, device: tch::Device) -> Result<Inner, NodeError> {
+    {
         let side = sidecar(path);
         let bad = |why: String| NodeError::model(format!("{}: {why}", side.display()));
         let (meta, info): (GeneratorMeta, _) = read_sidecar(path)?;
@@ -527,7 +582,11 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
         }
         check_space(&side, "output", &meta.output, false)?;
         let (latent_shape, arguments) = check_call(&side, &meta)?;
+        let style = meta.style.as_ref().map(|m| check_style(&side, m)).transpose()?;
         let module = load_module(path, device)?;
+        if let Some(style) = &style {
+            check_affine(&side, style, &module.named_parameters().unwrap_or_default())?;
+        }
         if let Some(first) = &meta.first_layer {
             // SeFa reads it much later; a wrong name is cheaper to report now.
             let names: Vec<String> =
@@ -541,7 +600,7 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
                 )));
             }
         }
-        let inner = Inner {
+        let mut inner = Inner {
             module,
             kind: port::GENERATOR,
             name: if meta.name.is_empty() { path.display().to_string() } else { meta.name },
@@ -555,14 +614,15 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Node
             space: meta.output,
             latent_shape,
             arguments,
+            style,
             resize: Resize::Bilinear,
             schema: None,
             heads: Heads::Groups { logits: false },
         };
         inner.probe()?;
-        Ok(TorchModel(Arc::new(inner)).into_ref())
-    })?;
-    downcast(&m).ok_or_else(|| NodeError::internal("cached generator is not a TorchScript model of this plugin"))
+        inner.resolve_w_avg()?;
+        Ok(inner)
+    }
 }
 
 /// The label schema a classifier's sidecar declares, and how its output columns are read.
@@ -650,12 +710,13 @@ pub fn load_classifier(ctx: &Ctx<'_, '_>, path: &Path) -> Result<TorchModel, Nod
             space: meta.input,
             latent_shape: Vec::new(),
             arguments: Vec::new(),
+            style: None,
             resize,
             schema: Some(LabelSchema { groups: groups.into() }),
             heads,
         };
         inner.probe()?;
-        Ok(TorchModel(Arc::new(inner)).into_ref())
+        Ok(TorchModel { inner: Arc::new(inner), view: View::default() }.into_ref())
     })?;
     downcast(&m).ok_or_else(|| NodeError::internal("cached classifier is not a TorchScript model of this plugin"))
 }
@@ -672,13 +733,19 @@ impl Inner {
     fn call_generator(&self, z: &Tensor) -> Result<Tensor, tch::TchError> {
         let n = z.size()[0];
         let shape: Vec<i64> = std::iter::once(n).chain(self.latent_shape.iter().copied()).collect();
-        let z = z.view(shape.as_slice());
-        if self.arguments.is_empty() {
-            return self.module.forward_ts(&[z]);
+        self.call("forward", z.view(shape.as_slice()), &self.arguments)
+    }
+
+    /// Method `method` of the module on `first` followed by the constant arguments `args`, which must return a
+    /// tensor.
+    pub(crate) fn call(&self, method: &str, first: Tensor, args: &Arguments) -> Result<Tensor, tch::TchError> {
+        let n = first.size()[0];
+        if method == "forward" && args.is_empty() {
+            return self.module.forward_ts(&[first]);
         }
         let opts = (Kind::Float, self.device);
-        let mut inputs = vec![tch::IValue::Tensor(z)];
-        for (_, a) in &self.arguments {
+        let mut inputs = vec![tch::IValue::Tensor(first)];
+        for (_, a) in args {
             inputs.push(match a {
                 Argument::Zeros(k) => tch::IValue::Tensor(Tensor::zeros([n, *k], opts)),
                 Argument::Row(r) => {
@@ -691,9 +758,14 @@ impl Inner {
                 Argument::None => tch::IValue::None,
             });
         }
-        match self.module.forward_is(&inputs)? {
+        let out = if method == "forward" {
+            self.module.forward_is(&inputs)?
+        } else {
+            self.module.method_is(method, &inputs)?
+        };
+        match out {
             tch::IValue::Tensor(t) => Ok(t),
-            other => Err(tch::TchError::Kind(format!("forward returned {}, not a tensor", ivalue_kind(&other)))),
+            other => Err(tch::TchError::Kind(format!("{method} returned {}, not a tensor", ivalue_kind(&other)))),
         }
     }
 
@@ -755,7 +827,10 @@ impl Inner {
         let (dim, s) = (self.latent_dim, &self.space);
         let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(0);
         let z = sample_codes(&mut rng, PROBE, dim, &self.distribution, 0.0)?.to_device(self.device);
-        let out = self.call_generator(&z).map_err(|e| self.call_failure(side, &e))?;
+        let out = match &self.style {
+            Some(_) => self.synthesise_codes(&z, View::default())?,
+            None => self.call_generator(&z).map_err(|e| self.call_failure(side, &e))?,
+        };
         let size = out.size();
         let layout = if self.nhwc {
             "N x output.height x output.width x output.channels (output.layout NHWC)"
@@ -812,13 +887,12 @@ impl Inner {
         Ok(())
     }
 
-    /// G(z) mapped from the generator's output range to [0, 1], N x C x H x W. Differentiable in z.
-    pub fn render(&self, z: &Tensor) -> Result<Tensor, NodeError> {
-        if z.dim() != 2 || z.size()[1] != self.latent_dim {
-            return Err(NodeError::input(
-                "codes",
-                format!("codes of shape {:?} do not match latent dimension {}", z.size(), self.latent_dim),
-            ));
+    /// G(codes) for codes in `view.space`, mapped from the generator's output range to [0, 1], N x C x H x W.
+    /// Differentiable in the codes.
+    pub fn render_in(&self, z: &Tensor, view: View) -> Result<Tensor, NodeError> {
+        let dim = self.code_dim(view.space).map_err(|e| NodeError::input("codes", e))?;
+        if z.dim() != 2 || z.size()[1] != dim {
+            return Err(NodeError::input("codes", self.dim_mismatch(&z.size(), view.space)));
         }
         let n = z.size()[0];
         if product(&[n, self.image_elements()], MAX_ELEMENTS).is_none() {
@@ -832,9 +906,12 @@ impl Inner {
             ));
         }
         let z = z.to_device(self.device).to_kind(Kind::Float);
-        let out = self
-            .call_generator(&z)
-            .map_err(|e| NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e))))?;
+        let out = match &self.style {
+            Some(_) => self.synthesise_codes(&z, view)?,
+            None => self.call_generator(&z).map_err(|e| {
+                NodeError::model(format!("{}: forward failed: {}", self.path.display(), torch_reason(&e)))
+            })?,
+        };
         let s = &self.space;
         if out.size() != self.module_shape(n) {
             return Err(NodeError::model(format!(
@@ -967,7 +1044,7 @@ fn ivalue_kind(v: &tch::IValue) -> &'static str {
 
 impl Model for TorchModel {
     fn parameter(&self, name: RStr<'_>) -> ROption<TensorRef> {
-        match self.0.module.named_parameters() {
+        match self.inner.module.named_parameters() {
             Ok(list) => {
                 list.into_iter().find(|(n, _)| n == name.as_str()).map(|(_, t)| TensorRef::new(t.detach())).into()
             }
@@ -975,32 +1052,43 @@ impl Model for TorchModel {
         }
     }
     fn kind(&self) -> RString {
-        self.0.kind.into()
+        self.inner.kind.into()
     }
     fn name(&self) -> RString {
-        self.0.name.as_str().into()
+        self.inner.name.as_str().into()
     }
     fn info(&self) -> RString {
-        let mut info = self.0.info.clone();
-        info["path"] = self.0.path.display().to_string().into();
-        if let Some(s) = &self.0.schema {
+        let mut info = self.inner.info.clone();
+        info["path"] = self.inner.path.display().to_string().into();
+        if let Some(s) = &self.inner.schema {
             info["schema"] = serde_json::to_value(s).unwrap_or_default();
+        }
+        if self.inner.kind == port::GENERATOR {
+            // The space this handle renders from, for nodes that work in it (SeFa).
+            info["space"] = self.view.space.to_string().into();
+            info["psi"] = self.view.psi.into();
+            info["code_dim"] = self.inner.code_dim(self.view.space).unwrap_or(0).into();
+            if let Some(s) = &self.inner.style {
+                info["style"]["w_avg_from"] = s.w_avg_from.clone().into();
+            }
         }
         info.to_string().into()
     }
     fn forward(&self, input: &TensorRef) -> RResult<TensorRef, NodeError> {
         let x = input.tensor();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if self.0.kind == port::GENERATOR {
-                self.0.render(&x)
+            if self.inner.kind == port::GENERATOR {
+                self.render(&x)
             } else {
-                self.0.label(&x)
+                self.inner.label(&x)
             }
         }));
         match r {
             Ok(Ok(t)) => ROk(t.into()),
             Ok(Err(e)) => RErr(e),
-            Err(_) => RErr(NodeError::new(ErrorKind::Panic, format!("{} panicked in forward", self.0.path.display()))),
+            Err(_) => {
+                RErr(NodeError::new(ErrorKind::Panic, format!("{} panicked in forward", self.inner.path.display())))
+            }
         }
     }
 }
