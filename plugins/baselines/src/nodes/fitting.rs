@@ -217,7 +217,8 @@ impl Declared for GanSpace {
     }
 }
 
-/// SeFa: closed-form factorisation of the generator's first-layer weight.
+/// SeFa: closed-form factorisation of the generator's first-layer weight (z), or of its style affine weights (W,
+/// W+).
 pub struct SeFa {
     generator: Input<Generator>,
     codes: Input<Latents>,
@@ -231,12 +232,15 @@ pub struct SeFa {
 impl Declared for SeFa {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.sefa",
-        version: "1.0.0",
+        // 1.1: W and W+ generators factorise their style affine weights.
+        version: "1.1.0",
         name: "SeFa",
         category: CATEGORY,
         doc: "Closed-form factorisation: eigenvectors of A^T A for the generator's first-layer weight A (latent \
               dimension as columns); each class gets the eigenvector whose projection of the codes correlates most \
-              with its score, signed toward the class.",
+              with its score, signed toward the class. For a generator in W or W+ (a StyleGAN-style one), A stacks \
+              the style affine weights its sidecar names (style.affine), each row normalised as in SeFa's code; in \
+              W+ each eigenvector moves every layer's w alike.",
     };
 
     fn declare(d: &mut Declare) -> Self {
@@ -244,7 +248,11 @@ impl Declared for SeFa {
             generator: d.input("generator", "the generator whose first-layer weight is factorised"),
             codes: d.input("codes", "latent codes z, N x D, to match eigenvectors to classes"),
             labels: d.input("labels", "their labels"),
-            weight: d.text("param", "", "name of the weight parameter; empty: the generator metadata's first_layer"),
+            weight: d.text(
+                "param",
+                "",
+                "name of the weight parameter; empty: the generator metadata's first_layer (z) or style.affine (W, W+)",
+            ),
             components: d.int("components", 20, 1..=65536, "eigenvectors considered (capped at D)"),
             directions: d.output("directions", DIRECTIONS_DOC),
             report: d.output(
@@ -260,34 +268,86 @@ impl Declared for SeFa {
         let gen = io.read(&self.generator)?.0;
         let (z, l, schema) = codes_and_labels(io, &self.codes, &self.labels, ctx.device())?;
         let at = self.weight.name();
-        let mut name = io.read(&self.weight)?.trim().to_string();
-        if name.is_empty() {
-            let info: serde_json::Value = serde_json::from_str(gen.info().as_str()).unwrap_or_default();
-            name = match info["first_layer"].as_str() {
-                Some(s) if !s.is_empty() => s.to_string(),
+        let info: serde_json::Value = serde_json::from_str(gen.info().as_str()).unwrap_or_default();
+        let space = info["space"].as_str().unwrap_or(port::space::Z).to_string();
+        let style = &info["style"];
+        let width = z.size()[1];
+        // The latent axis of the weights, and how many layers share it (W+ codes are num_ws ws side by side).
+        let (d, layers) = if space == port::space::Z {
+            (width, 1)
+        } else {
+            let (w_dim, num_ws) = (style["w_dim"].as_i64().unwrap_or(0), style["num_ws"].as_i64().unwrap_or(0));
+            let layers = if space == port::space::WPLUS { num_ws } else { 1 };
+            if w_dim < 1 || layers < 1 || width != w_dim * layers {
+                let why = format!(
+                    "codes have dimension {width}, but generator {} in space {space} takes {} (w_dim {w_dim}, num_ws \
+                     {num_ws})",
+                    gen.name(),
+                    w_dim * layers
+                );
+                return Err(NodeError::input(self.codes.name(), why));
+            }
+            (w_dim, layers)
+        };
+        let given = io.read(&self.weight)?.trim().to_string();
+        let names: Vec<String> = if !given.is_empty() {
+            vec![given]
+        } else if space == port::space::Z {
+            match info["first_layer"].as_str() {
+                Some(s) if !s.is_empty() => vec![s.to_string()],
                 _ => {
                     let hint = format!("set {at} to the first layer's weight parameter (e.g. 'fc.weight')");
                     let says = format!("the metadata of generator {} names no first_layer", gen.name());
                     return Err(NodeError::param(at, format!("{says}; {hint}")));
                 }
-            };
-        }
-        let w = gen.parameter(name.as_str().into()).into_option().map(|t| t.into_tensor()).ok_or_else(|| {
-            let why = format!("generator {} has no parameter named '{name}' (parameter not found)", gen.name());
-            NodeError::param(at, why)
-        })?;
+            }
+        } else {
+            let list: Vec<String> = style["affine"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            if list.is_empty() {
+                let why = format!(
+                    "the metadata of generator {} names no style.affine weights for its {space} space; list them \
+                     there or set {at} to one style affine weight",
+                    gen.name()
+                );
+                return Err(NodeError::param(at, why));
+            }
+            list
+        };
         let _guard = tch::no_grad_guard();
-        let d = z.size()[1];
-        let a = linear::sefa_matrix(&w.to_device(ctx.device()), d)
-            .map_err(|e| NodeError::model(format!("parameter '{name}' {e}")).at(at))?;
+        let mut rows = Vec::new();
+        let mut shapes = Vec::new();
+        for name in &names {
+            let w = gen.parameter(name.as_str().into()).into_option().map(|t| t.into_tensor()).ok_or_else(|| {
+                let why = format!("generator {} has no parameter named '{name}' (parameter not found)", gen.name());
+                NodeError::param(at, why)
+            })?;
+            shapes.push(w.size());
+            let a = linear::sefa_matrix(&w.to_device(ctx.device()), d)
+                .map_err(|e| NodeError::model(format!("parameter '{name}' {e}")).at(at))?;
+            // SeFa's code normalises each style channel's row before stacking the layers.
+            rows.push(if space == port::space::Z {
+                a
+            } else {
+                let norms = a.square().sum_dim_intlist([1i64].as_slice(), true, Kind::Double).sqrt().clamp_min(1e-12);
+                a / norms
+            });
+        }
+        let a = Tensor::cat(&rows, 0);
+        let name = names.join(", ");
         let (axes, vals) = linear::sefa(&a, io.read(&self.components)?)
             .map_err(|e| NodeError::model(format!("parameter '{name}': {e}")))?;
+        let axes = if layers > 1 { axes.repeat([layers, 1]) / (layers as f64).sqrt() } else { axes };
         let names = schema.class_names();
         let (normals, offsets, matched) = matched_directions(&z, &l, &axes, &names);
         let report = serde_json::json!({
             "method": "sefa",
+            "space": space,
             "param": name,
-            "shape": w.size(),
+            "shape": shapes.first(),
+            "shapes": shapes,
             "matrix": a.size(),
             "components": axes.size()[1],
             "eigenvalues": Vec::<f64>::try_from(&vals.to_device(Device::Cpu)).unwrap_or_default(),
