@@ -219,6 +219,56 @@ fn edit_modes_and_multi_attribute_targets() {
     }
 }
 
+/// a = 0 is the unedited code in every mode, exactly; scored against the render of the unedited codes, the
+/// ratio-0 column has not moved, and the report says what it was measured against.
+#[test]
+fn ratio_zero_is_the_unedited_code_in_every_mode_and_scores_use_the_unedited_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let e = evaluator(product_registry());
+    let latents = |r: &subspace_host::RunReport, node: &str| match r.output(node, "codes") {
+        Some(Value::Latents(t)) => t.tensor(),
+        other => panic!("{node}: {other:?}; {:?}", r.status),
+    };
+    for (mode, path) in
+        [("lerp", "auto"), ("slerp", "auto"), ("shift", "auto"), ("region", "solve"), ("region", "line")]
+    {
+        let g = pipeline(&gen, &clf, mode)
+            .set("edit", "path", json!(path))
+            .node("unedited", "subspace.generator", json!({"model": gen}))
+            .node("judge_unedited", "subspace.classifier", json!({"model": clf}))
+            .node("honest", "subspace.edit_score", json!({"method": mode}))
+            .link("fresh.codes", "unedited.codes")
+            .link("unedited.images", "judge_unedited.images")
+            .link("judge.labels", "honest.labels")
+            .link("edit.layout", "honest.layout")
+            .link("render.images", "honest.images")
+            .link("judge_unedited.labels", "honest.unedited_labels")
+            .link("unedited.images", "honest.unedited_images")
+            .out("edit.codes")
+            .out("fresh.codes")
+            .out("honest.report");
+        let r = run_at(&e, dir.path(), &g);
+        let (z, edited) = (latents(&r, "fresh"), latents(&r, "edit"));
+        let first = edited.view([4, 10, 3, -1]).select(2, 0);
+        for t in 0..4 {
+            let gap = (first.get(t) - &z).abs().max().double_value(&[]);
+            assert!(first.get(t).equal(&z), "{mode}/{path}: target {t}'s a = 0 column is {gap} from z");
+        }
+        let scores: EditScores = typed(&r, "honest", "report");
+        assert_eq!(scores.reference, "unedited");
+        for t in &scores.targets {
+            let p0 = &t.points[0];
+            assert!(p0.movement.unwrap() < 1e-4 && p0.leakage < 1e-4, "{mode}: {} moved at a = 0: {p0:?}", t.target);
+            assert!(p0.ssim.unwrap() > 0.999, "{p0:?}");
+            let last = t.points.last().unwrap();
+            assert!(last.movement.unwrap() > 0.01 && last.ssim.unwrap() < p0.ssim.unwrap(), "{mode}: {last:?}");
+            assert_eq!(t.pictures.as_ref().unwrap().success[0].len(), 10);
+        }
+    }
+}
+
 #[test]
 fn fitting_refuses_labels_that_miss_a_class_or_disagree_in_length() {
     let dir = tempfile::tempdir().unwrap();

@@ -157,6 +157,25 @@ pub struct ScorePoint {
     pub leakage_max: f64,
     /// Root-mean-square pixel change in [0, 1] units; `None` when no images were scored.
     pub movement: Option<f64>,
+    /// Mean structural similarity (SSIM) of the edited and the unedited picture: an identity measure that needs no
+    /// model (1: unchanged); `None` when no images were scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<f64>,
+}
+
+/// One target's scores per picture, indexed `[ratio][picture]`: what intervals resample. `success` is 0 or 1.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct PictureScores {
+    /// 1 where every target group is classified as the target class.
+    pub success: Vec<Vec<f64>>,
+    /// Mean over the other groups of the total-variation change of the picture's class probabilities.
+    pub leakage: Vec<Vec<f64>>,
+    /// RMS pixel change; empty when no images were scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub movement: Vec<Vec<f64>>,
+    /// SSIM against the unedited picture; empty when no images were scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssim: Vec<Vec<f64>>,
 }
 
 /// One target's scores along its ratios.
@@ -168,6 +187,9 @@ pub struct TargetScores {
     pub points: Vec<ScorePoint>,
     /// Mean change of every class's probability at the last ratio (a row of the re-scoring matrix).
     pub rescoring: Vec<f64>,
+    /// The same measures per picture (absent in reports written before they existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pictures: Option<PictureScores>,
 }
 
 /// An edit method's scores (port type `edit.scores`): what an edit-scoring node writes and what comparisons read,
@@ -180,8 +202,32 @@ pub struct EditScores {
     pub classes: Vec<String>,
     /// One entry per edit target, in the layout's order.
     pub targets: Vec<TargetScores>,
+    /// What leakage, movement and SSIM were measured against: [`REFERENCE_UNEDITED`] (renders of the input codes)
+    /// or [`REFERENCE_FIRST_COLUMN`] (each picture's ratio-0 edit); empty in older reports.
+    #[serde(default)]
+    pub reference: String,
+    /// The replicate (fit seed and picture set) each picture came from, when reports of several replicates were
+    /// merged; empty: one replicate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicates: Vec<u32>,
 }
 crate::json_kind!(EditScores = SCORES);
+
+/// [`EditScores::reference`]: measured against renders of the unedited input codes.
+pub const REFERENCE_UNEDITED: &str = "unedited";
+/// [`EditScores::reference`]: measured against each picture's ratio-0 column of the edit.
+pub const REFERENCE_FIRST_COLUMN: &str = "first column";
+
+impl EditScores {
+    /// Pictures per target (from the per-picture scores, else unknown: 0).
+    pub fn pictures(&self) -> usize {
+        self.targets.first().and_then(|t| t.pictures.as_ref()).and_then(|p| p.success.first()).map_or(0, Vec::len)
+    }
+    /// The replicate of picture `i` (0 when the report is one replicate).
+    pub fn replicate(&self, i: usize) -> u32 {
+        self.replicates.get(i).copied().unwrap_or(0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -219,10 +265,29 @@ mod tests {
 
     #[test]
     fn scores_are_a_typed_value_that_a_layout_is_not() {
-        let p = ScorePoint { ratio: 1.0, success: 0.75, leakage: 0.1, leakage_max: 0.2, movement: None };
-        let t = TargetScores { target: "hair.red".into(), points: vec![p], rescoring: vec![0.5, -0.5] };
+        let p = ScorePoint { ratio: 1.0, success: 0.75, leakage: 0.1, leakage_max: 0.2, movement: None, ssim: None };
+        let pictures =
+            PictureScores { success: vec![vec![1.0, 0.0]], leakage: vec![vec![0.1, 0.3]], ..Default::default() };
+        let t = TargetScores {
+            target: "hair.red".into(),
+            points: vec![p],
+            rescoring: vec![0.5, -0.5],
+            pictures: Some(pictures),
+        };
         let classes = vec!["hair.black".into(), "hair.red".into()];
-        let s = EditScores { method: "ours".into(), classes, targets: vec![t] };
+        let s = EditScores {
+            method: "ours".into(),
+            classes,
+            targets: vec![t],
+            reference: REFERENCE_UNEDITED.into(),
+            replicates: vec![],
+        };
+        assert_eq!(s.pictures(), 2);
+        // Reports written before the per-picture scores, SSIM and the reference existed still read.
+        let old = r#"{"method":"m","classes":[],"targets":[{"target":"a.b","points":[{"ratio":0.0,"success":0.5,
+            "leakage":0.0,"leakage_max":0.0,"movement":null}],"rescoring":[]}]}"#;
+        let old: EditScores = serde_json::from_str(old).unwrap();
+        assert_eq!((old.reference.as_str(), old.pictures(), old.targets[0].points[0].ssim), ("", 0, None));
         let v = s.clone().into_value();
         assert_eq!(v.port_type(), SCORES);
         assert_eq!(EditScores::from_value("a", &v).unwrap(), s);

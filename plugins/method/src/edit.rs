@@ -88,8 +88,12 @@ pub fn control_vectors(g: &Gaussians, set: &[usize], n: i64, noise: Option<&Tens
 /// Region edits (see [`Mode::Region`]) of many rows at once: row i of `z` (M x D) moves toward the classes in
 /// `sets[i]` with ratio `ratios[i]`. One batched optimisation: the per-row losses are independent.
 /// `hold` weighs keeping the other groups' posteriors against moving less (default [`REGION_HOLD`]).
+/// Rows with ratio 0 come back as their code exactly (the optimum there is z, which a finite solve only nears).
 pub fn region(g: &Gaussians, z: &Tensor, sets: &[Vec<usize>], ratios: &[f64], hold: f64, iterations: i64) -> Tensor {
-    tch::with_grad(|| region_inner(g, z, sets, ratios, hold, iterations))
+    let x = tch::with_grad(|| region_inner(g, z, sets, ratios, hold, iterations));
+    let unedited: Vec<bool> = ratios.iter().map(|&a| a == 0.0).collect();
+    let unedited = Tensor::from_slice(&unedited).to_device(z.device()).view([-1, 1]);
+    z.where_self(&unedited, &x)
 }
 
 /// The default weight of the held groups' KL term in a region edit.
@@ -165,6 +169,10 @@ pub fn apply(
     zs: &Tensor,
     per_class_zs: &[Tensor],
 ) -> Tensor {
+    // a = 0 is the unedited code in every mode, exactly (slerp's sines only come close).
+    if a == 0.0 {
+        return z.copy();
+    }
     match mode {
         Move::Lerp => z * (1.0 - a) + zs * a,
         Move::Slerp => {
@@ -177,7 +185,8 @@ pub fn apply(
             z * w0 + zs * w1
         }
         Move::Shift => {
-            let mut out = z.shallow_clone();
+            // Sums into a new tensor: `z` shares storage with the upstream node's output, which must not change.
+            let mut out = z.copy();
             for (i, &k) in set.iter().enumerate() {
                 let group = g.schema.columns()[k].0;
                 out += (&per_class_zs[i] - group_centre(g, z, group)) * a;

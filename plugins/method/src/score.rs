@@ -1,7 +1,7 @@
 //! Scoring edits as ../docs/EVALUATION.md describes: success, leakage into the other attribute groups, the
 //! re-scoring matrix and picture movement, from an independent classifier's labels of the rendered edits.
 
-use subspace_sdk::edits::{EditLayout, EditScores, ScorePoint, TargetScores};
+use subspace_sdk::edits::{EditLayout, EditScores, PictureScores, ScorePoint, TargetScores};
 use subspace_sdk::tch::{Kind, Tensor};
 use subspace_sdk::{LabelSchema, NodeError};
 
@@ -18,20 +18,35 @@ pub fn check_layout(layout: &EditLayout, n: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// Scores every target. `labels`: N x K probabilities of the rendered edits; `images`: the renders, if given.
+/// What edits are measured against: the judge's labels of the renders of the unedited input codes (`samples` x
+/// K) and those renders (`samples` x C x H x W), when given.
+pub struct Reference<'a> {
+    /// Labels of the unedited pictures.
+    pub labels: &'a Tensor,
+    /// The unedited pictures.
+    pub images: Option<&'a Tensor>,
+}
+
+/// Scores every target. `labels`: N x K probabilities of the rendered edits; `images`: the renders (N x C x H x W),
+/// if given. Leakage, movement and SSIM are measured against `reference` (the unedited pictures) when given, else
+/// against each picture's first column (ratio 0).
 pub fn score(
     labels: &Tensor,
     images: Option<&Tensor>,
     layout: &EditLayout,
     schema: &LabelSchema,
+    reference: Option<Reference<'_>>,
 ) -> Result<Vec<TargetScores>, NodeError> {
     let (s, t) = (layout.samples, layout.steps);
     let k = schema.len() as i64;
-    let p = labels.to_kind(Kind::Double).view([layout.targets.len() as i64, s, t, k]);
+    let nt = layout.targets.len() as i64;
+    let p = labels.to_kind(Kind::Double).view([nt, s, t, k]);
     let img = images.map(|i| {
-        let n = i.size()[0];
-        i.to_kind(Kind::Double).view([n, -1]).view([layout.targets.len() as i64, s, t, -1])
+        let size = i.size();
+        i.to_kind(Kind::Double).view([nt, s, t, size[1], size[2], size[3]])
     });
+    let ref_labels = reference.as_ref().map(|r| r.labels.to_kind(Kind::Double));
+    let ref_images = reference.as_ref().and_then(|r| r.images).map(|i| i.to_kind(Kind::Double));
     let mut out = Vec::new();
     for (ti, name) in layout.targets.iter().enumerate() {
         let mut cols = Vec::new();
@@ -43,17 +58,22 @@ pub fn score(
             cols.push(c);
         }
         let groups: Vec<usize> = cols.iter().map(|&c| schema.columns()[c].0).collect();
-        let base = p.get(ti as i64).select(1, 0); // s x k
+        let ti = ti as i64;
+        let base = ref_labels.as_ref().map_or_else(|| p.get(ti).select(1, 0), Tensor::shallow_clone); // s x k
+        let base_img =
+            img.as_ref().map(|im| ref_images.as_ref().map_or_else(|| im.get(ti).select(1, 0), Tensor::shallow_clone));
         let mut points = Vec::new();
+        let mut pictures = PictureScores::default();
         for (ri, &ratio) in layout.ratios.iter().enumerate() {
-            let now = p.get(ti as i64).select(1, ri as i64);
+            let now = p.get(ti).select(1, ri as i64);
             let mut hit = Tensor::ones([s], (Kind::Bool, now.device()));
             for (&c, &g) in cols.iter().zip(&groups) {
                 let r = schema.group_range(g);
                 let am = now.narrow(1, r.start as i64, r.len() as i64).argmax(1, false);
                 hit = hit.logical_and(&am.eq((c - r.start) as i64));
             }
-            let success = hit.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+            let hit = hit.to_kind(Kind::Double);
+            // Per picture and other group: total-variation change of the group's class probabilities.
             let mut per_group = Vec::new();
             for g in 0..schema.groups.len() {
                 if groups.contains(&g) {
@@ -66,23 +86,74 @@ pub fn score(
                     false,
                     Kind::Double,
                 ) * 0.5;
-                per_group.push(tv.mean(Kind::Double).double_value(&[]));
+                per_group.push(tv);
             }
-            let leakage =
-                if per_group.is_empty() { 0.0 } else { per_group.iter().sum::<f64>() / per_group.len() as f64 };
-            let leakage_max = per_group.iter().cloned().fold(0.0, f64::max);
-            let movement = img.as_ref().map(|im| {
-                let d = im.get(ti as i64).select(1, ri as i64) - im.get(ti as i64).select(1, 0);
-                d.square().mean_dim([1i64].as_slice(), false, Kind::Double).sqrt().mean(Kind::Double).double_value(&[])
+            let leak = if per_group.is_empty() {
+                Tensor::zeros([s], (Kind::Double, now.device()))
+            } else {
+                Tensor::stack(&per_group, 1).mean_dim([1i64].as_slice(), false, Kind::Double)
+            };
+            let leakage_max = per_group.iter().map(|tv| tv.mean(Kind::Double).double_value(&[])).fold(0.0, f64::max);
+            let mean = |x: &Tensor| x.mean(Kind::Double).double_value(&[]);
+            let (mut movement, mut similarity) = (None, None);
+            if let (Some(im), Some(b)) = (&img, &base_img) {
+                let now_img = im.get(ti).select(1, ri as i64);
+                let d = (&now_img - b).view([s, -1]);
+                let mv = d.square().mean_dim([1i64].as_slice(), false, Kind::Double).sqrt();
+                let ss = ssim(&now_img, b);
+                movement = Some(mean(&mv));
+                similarity = Some(mean(&ss));
+                pictures.movement.push(vec_of(&mv));
+                pictures.ssim.push(vec_of(&ss));
+            }
+            pictures.success.push(vec_of(&hit));
+            pictures.leakage.push(vec_of(&leak));
+            points.push(ScorePoint {
+                ratio,
+                success: mean(&hit),
+                leakage: mean(&leak),
+                leakage_max,
+                movement,
+                ssim: similarity,
             });
-            points.push(ScorePoint { ratio, success, leakage, leakage_max, movement });
         }
-        let last = p.get(ti as i64).select(1, t - 1);
+        let last = p.get(ti).select(1, t - 1);
         let change = (last - &base).mean_dim([0i64].as_slice(), false, Kind::Double);
         let rescoring: Vec<f64> = Vec::try_from(change).unwrap_or_default();
-        out.push(TargetScores { target: name.clone(), points, rescoring });
+        out.push(TargetScores { target: name.clone(), points, rescoring, pictures: Some(pictures) });
     }
     Ok(out)
+}
+
+fn vec_of(t: &Tensor) -> Vec<f64> {
+    Vec::try_from(t.to_kind(Kind::Double).contiguous()).unwrap_or_default()
+}
+
+/// Structural similarity of each pair of pictures (N x C x H x W in [0, 1]): Wang et al. 2004 with an 11 x 11
+/// Gaussian window (sigma 1.5, smaller pictures use a window that fits), per channel, averaged over the map. N.
+pub fn ssim(a: &Tensor, b: &Tensor) -> Tensor {
+    let size = a.size();
+    let (c, h, w) = (size[1], size[2], size[3]);
+    let side = 11.min(h).min(w);
+    let side = if side % 2 == 0 { side - 1 } else { side }.max(1);
+    let g: Vec<f64> = (0..side)
+        .map(|i| {
+            let x = i as f64 - (side - 1) as f64 / 2.0;
+            (-x * x / (2.0 * 1.5 * 1.5)).exp()
+        })
+        .collect();
+    let total: f64 = g.iter().sum();
+    let g = Tensor::from_slice(&g).to_device(a.device()) / total;
+    let window = g.unsqueeze(1).matmul(&g.unsqueeze(0)).view([1, 1, side, side]).repeat([c, 1, 1, 1]);
+    let filter = |x: &Tensor| x.conv2d(&window, None::<Tensor>, [1, 1], [0, 0], [1, 1], c);
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    let (ma, mb) = (filter(&a), filter(&b));
+    let (saa, sbb, sab) =
+        (filter(&(&a * &a)) - ma.square(), filter(&(&b * &b)) - mb.square(), filter(&(&a * &b)) - &ma * &mb);
+    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let num = (&ma * &mb * 2.0 + c1) * (sab * 2.0 + c2);
+    let den = (ma.square() + mb.square() + c1) * (saa + sbb + c2);
+    (num / den).mean_dim([1i64, 2, 3].as_slice(), false, Kind::Double)
 }
 
 /// A markdown table: one row per target at the last ratio.
@@ -114,37 +185,55 @@ pub struct AtBudget {
     pub leakage: f64,
     /// The worst group's leakage interpolated at the budget.
     pub leakage_max: f64,
+    /// SSIM to the unedited picture interpolated at the budget, when the scores have it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<f64>,
     /// The method never moved the picture this far; its largest edit is reported.
     pub capped: bool,
 }
 
-/// Interpolates a target's (movement, success, leakage) curve at movement `budget`; points without a movement
-/// are left out.
+/// Interpolates a target's (movement, success, leakage, SSIM) curve at movement `budget`; points without a
+/// movement are left out.
 pub fn at_budget(points: &[ScorePoint], budget: f64) -> Option<AtBudget> {
-    let mut pts: Vec<(f64, f64, f64, f64)> =
-        points.iter().filter_map(|p| Some((p.movement?, p.success, p.leakage, p.leakage_max))).collect();
+    let mut pts: Vec<&ScorePoint> = points.iter().filter(|p| p.movement.is_some()).collect();
     if pts.is_empty() {
         return None;
     }
-    pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mv = |p: &ScorePoint| p.movement.unwrap_or(0.0);
+    pts.sort_by(|a, b| mv(a).total_cmp(&mv(b)));
+    let has_ssim = pts.iter().all(|p| p.ssim.is_some());
+    let make = |a: &ScorePoint, b: &ScorePoint, t: f64, capped: bool| {
+        let lerp = |x: f64, y: f64| x + (y - x) * t;
+        AtBudget {
+            budget,
+            success: lerp(a.success, b.success),
+            leakage: lerp(a.leakage, b.leakage),
+            leakage_max: lerp(a.leakage_max, b.leakage_max),
+            ssim: has_ssim.then(|| lerp(a.ssim.unwrap_or(0.0), b.ssim.unwrap_or(0.0))),
+            capped,
+        }
+    };
     for w in pts.windows(2) {
         let (a, b) = (w[0], w[1]);
-        if a.0 <= budget && budget <= b.0 {
-            let t = if b.0 > a.0 { (budget - a.0) / (b.0 - a.0) } else { 1.0 };
-            let lerp = |x: f64, y: f64| x + (y - x) * t;
-            let (success, leakage, leakage_max) = (lerp(a.1, b.1), lerp(a.2, b.2), lerp(a.3, b.3));
-            return Some(AtBudget { budget, success, leakage, leakage_max, capped: false });
+        if mv(a) <= budget && budget <= mv(b) {
+            let t = if mv(b) > mv(a) { (budget - mv(a)) / (mv(b) - mv(a)) } else { 1.0 };
+            return Some(make(a, b, t, false));
         }
     }
-    let last = if budget < pts[0].0 { pts[0] } else { pts[pts.len() - 1] };
-    Some(AtBudget { budget, success: last.1, leakage: last.2, leakage_max: last.3, capped: budget > last.0 })
+    let last = if budget < mv(pts[0]) { pts[0] } else { pts[pts.len() - 1] };
+    Some(make(last, last, 0.0, budget > mv(last)))
 }
+
+/// A success difference smaller than this is no difference.
+pub const SUCCESS_MARGIN: f64 = 0.02;
+/// A leakage difference smaller than this is no difference.
+pub const LEAKAGE_MARGIN: f64 = 0.01;
 
 /// Judged on two axes with margins (success 0.02, leakage 0.01): "at least as good" = worse on neither; "worse" =
 /// worse on at least one and better on neither; "trade-off" = better on one, worse on the other.
 fn verdict(success: f64, leakage: f64, base_success: f64, base_leakage: f64) -> &'static str {
-    let (worse_s, better_s) = (success < base_success - 0.02, success > base_success + 0.02);
-    let (worse_l, better_l) = (leakage > base_leakage + 0.01, leakage < base_leakage - 0.01);
+    let (worse_s, better_s) = (success < base_success - SUCCESS_MARGIN, success > base_success + SUCCESS_MARGIN);
+    let (worse_l, better_l) = (leakage > base_leakage + LEAKAGE_MARGIN, leakage < base_leakage - LEAKAGE_MARGIN);
     if !worse_s && !worse_l {
         "at least as good"
     } else if !better_s && !better_l {
@@ -351,6 +440,7 @@ mod compare_tests {
             leakage,
             leakage_max: leakage * 2.0,
             movement: Some(movement),
+            ssim: None,
         };
         let targets = classes
             .iter()
@@ -358,9 +448,10 @@ mod compare_tests {
                 target: t.into(),
                 points: vec![point(0.0, 0.0, 0.0), point(0.2, s, l)],
                 rescoring: vec![],
+                pictures: None,
             })
             .collect();
-        EditScores { method: method.into(), classes: vec![], targets }
+        EditScores { method: method.into(), classes: vec![], targets, reference: String::new(), replicates: vec![] }
     }
 
     #[test]
@@ -392,6 +483,53 @@ mod compare_tests {
         assert!(md.contains("| hair | 0.35 / 0.050 | 0.30 / 0.030 | trade-off vs base |"), "{md}");
         assert!(md.contains("| hair.red | 0.40 / 0.050 | 0.20 / 0.050 |"), "{md}");
         assert_eq!(scatter[0].points.len(), 4); // one point per class
+    }
+
+    fn two_groups() -> LabelSchema {
+        let g = |n: &str, c: &[&str]| subspace_sdk::LabelGroup {
+            name: n.into(),
+            classes: c.iter().map(|s| (*s).into()).collect(),
+        };
+        LabelSchema { groups: vec![g("hair", &["black", "red"]), g("smile", &["yes", "no"])].into() }
+    }
+
+    /// Edits whose ratio-0 column had already moved (smile half gone, pixels brighter by 0.1) look unmoved against
+    /// that column and moved against the unedited pictures.
+    #[test]
+    fn scores_are_measured_against_the_unedited_pictures_when_given() {
+        let layout = EditLayout { targets: vec!["hair.red".into()], samples: 2, steps: 2, ratios: vec![0.0, 1.0] };
+        // Rows: picture 0 at ratios 0 and 1, picture 1 at ratios 0 and 1; columns hair.black, hair.red, smile.
+        let row = |red: f32, smile: f32| [1.0 - red, red, smile, 1.0 - smile];
+        let edits: Vec<f32> = [row(0.0, 0.5), row(1.0, 0.5), row(0.0, 0.5), row(0.9, 0.5)].concat();
+        let labels = Tensor::from_slice(&edits).view([4, 4]);
+        let unedited = Tensor::from_slice(&[row(0.0, 1.0), row(0.0, 1.0)].concat()).view([2, 4]);
+        let originals = Tensor::rand([2, 3, 16, 16], (Kind::Float, subspace_sdk::tch::Device::Cpu)) * 0.8;
+        let moved = &originals + 0.1;
+        let images = Tensor::stack(&[moved.get(0), moved.get(0), moved.get(1), moved.get(1)], 0);
+        let own = score(&labels, Some(&images), &layout, &two_groups(), None).unwrap();
+        let reference = Reference { labels: &unedited, images: Some(&originals) };
+        let honest = score(&labels, Some(&images), &layout, &two_groups(), Some(reference)).unwrap();
+        let (a, b) = (&own[0].points, &honest[0].points);
+        assert_eq!((a[1].success, b[1].success), (1.0, 1.0));
+        assert!(a[1].leakage.abs() < 1e-9 && (b[1].leakage - 0.5).abs() < 1e-6, "{a:?} {b:?}");
+        assert!(a[0].movement.unwrap() < 1e-9 && (b[0].movement.unwrap() - 0.1).abs() < 1e-5);
+        assert!((a[0].ssim.unwrap() - 1.0).abs() < 1e-9 && b[0].ssim.unwrap() < 0.999);
+        let pics = honest[0].pictures.as_ref().unwrap();
+        assert_eq!(pics.success, vec![vec![0.0, 0.0], vec![1.0, 1.0]]);
+        assert!((pics.leakage[1][0] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ssim_is_one_for_identical_pictures_and_falls_with_noise() {
+        let a = Tensor::rand([3, 3, 32, 32], (Kind::Float, subspace_sdk::tch::Device::Cpu));
+        let same = ssim(&a, &a);
+        assert!(Vec::<f64>::try_from(same).unwrap().iter().all(|v| (v - 1.0).abs() < 1e-9));
+        let little = ssim(&a, &(&a + Tensor::randn_like(&a) * 0.02)).mean(Kind::Double).double_value(&[]);
+        let much = ssim(&a, &(&a + Tensor::randn_like(&a) * 0.3)).mean(Kind::Double).double_value(&[]);
+        assert!(1.0 > little && little > much, "{little} {much}");
+        // Pictures smaller than the window use a window that fits.
+        let tiny = Tensor::rand([1, 1, 4, 4], (Kind::Float, subspace_sdk::tch::Device::Cpu));
+        assert!((ssim(&tiny, &tiny).double_value(&[0]) - 1.0).abs() < 1e-9);
     }
 
     #[test]
