@@ -1,6 +1,8 @@
 //! `subspace-bench`: prints the figures docs/PERFORMANCE.md records, as a markdown report (and JSON with --json).
-//! It drives the host library with the built plugins (target/release/plugins) on the default world, and calls the
-//! method's fitting code directly for the scaling sweep on synthetic codes.
+//! It drives the host library with the built plugins (target/release/plugins) like every other client: the
+//! default world through the Generator and Classifier, and synthetic codes (for the scaling sweep and 512
+//! dimensions) from the benchmark's own node plugin (`examples/bench/nodes`), so every fit is timed as the node's
+//! run through the plugin ABI.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -10,10 +12,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use subspace_host::{validate, Evaluator, Graph, NodeStatus, Registry, RunOptions, RunReport};
-use subspace_plugin_method::{
-    fit::{fit, FitOptions},
-    gauss::{synthetic_world, Gaussians, Normalization},
-};
 use subspace_sdk::DeviceSpec;
 use tch::{CModule, Kind, Tensor};
 
@@ -29,6 +27,9 @@ struct Args {
     /// The test-node plugin library, for the per-node overhead (default: next to this binary).
     #[arg(long)]
     test_plugin: Option<PathBuf>,
+    /// The benchmark's node plugin (synthetic codes; default: next to this binary).
+    #[arg(long)]
+    bench_plugin: Option<PathBuf>,
     /// Smaller sizes (a quick look, not the recorded figures).
     #[arg(long)]
     quick: bool,
@@ -127,7 +128,13 @@ fn main() -> Result<()> {
     let sections: Vec<&str> = args.only.split(',').collect();
     let want = |s: &str| sections.contains(&"all") || sections.contains(&s);
     let plugins = args.plugins.clone().unwrap_or_else(|| exe_dir().join("plugins"));
-    let registry = Arc::new(Registry::load(std::slice::from_ref(&plugins)));
+    let mut registry = Registry::load(std::slice::from_ref(&plugins));
+    let bench_lib = args.bench_plugin.clone().unwrap_or_else(|| exe_dir().join(library("subspace_bench_nodes")));
+    registry.load_file(&bench_lib);
+    if registry.node(SYNTHETIC).is_none() {
+        bail!("the benchmark's node plugin {} did not load: {:?}", bench_lib.display(), registry.problems);
+    }
+    let registry = Arc::new(registry);
     for p in &registry.problems {
         eprintln!("warning: {p}");
     }
@@ -171,15 +178,13 @@ fn main() -> Result<()> {
         for &n in &sizes {
             let mut cells = Vec::new();
             for d in [64i64, 512] {
-                let (z, l, schema) = synthetic_world(n, d, &[4, 2, 2, 2, 3], 4.0, 1);
-                let (z, l) = (z.to_device(device.to_tch()), l.to_device(device.to_tch()));
-                let t = Instant::now();
-                let init =
-                    Gaussians::init(&z, &l, schema, 8, Normalization::Group).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let opts = FitOptions::new(200, 0.01, 2048);
-                fit(&subspace_plugin_method::fit::Model::of(&init), &z, &l, &opts, None, None, "bench")
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                cells.push(t.elapsed().as_secs_f64());
+                // The node's run alone: the label-weighted start and 200 steps, no held-out or validation split.
+                let fit = json!({"covariance": "lowrank", "rank": 8, "steps": 200, "lr": 0.01, "batch": 2048,
+                    "holdout": 0.0, "validation": 0.0});
+                let g = synthetic_fit(n, d, "4,2,2,2,3", fit).with_output("fit.gaussians");
+                // A fresh evaluator per size: nothing of the previous fit stays cached.
+                let r = run(&Evaluator::new(registry.clone(), device), &g)?;
+                cells.push(node_seconds(&r, "fit"));
             }
             md += &format!("| {n} | {:.2} | {:.2} |\n", cells[0], cells[1]);
             rows.push(json!({"codes": n, "d64_s": cells[0], "d512_s": cells[1]}));
@@ -244,28 +249,16 @@ fn main() -> Result<()> {
         }
         md += "\n";
         report["default_world"] = j;
-        let z = match output(&r, "sample", "codes")? {
-            subspace_sdk::Value::Latents(t) => t.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu),
-            _ => bail!("sample.codes is not latents"),
-        };
-        let (labels, schema) = match output(&r, "label", "labels")? {
-            subspace_sdk::Value::Labels(l) => {
-                (l.probs.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu), l.schema.clone())
-            }
-            _ => bail!("label.labels is not labels"),
-        };
-        let gauss_report: serde_json::Value = match output(&rf, "gauss", "report")? {
-            subspace_sdk::Value::Text(t) => serde_json::from_str(t.as_str())?,
-            _ => bail!("gauss.report is not text"),
-        };
-        world = Some(World { z, labels, schema, gauss_s: f3, gauss_report, gmm_s: f4 });
+        let (z, (labels, schema), gauss_report) =
+            (codes(&r, "sample")?, labels(&r, "label")?, json_report(&rf, "gauss")?);
+        world = Some(World { evaluator: e, codes: n, z, labels, schema, gauss_s: f3, gauss_report, gmm_s: f4 });
     }
 
     if want("sklearn") {
         let python = args.python.clone().or_else(|| std::env::var_os("BENCH_PYTHON").map(PathBuf::from));
         match (&python, &world) {
             (Some(python), Some(w)) => {
-                let (md_part, j) = sklearn(python, w, device, args.quick)?;
+                let (md_part, j) = sklearn(python, w, args.quick)?;
                 md += &md_part;
                 report["sklearn"] = j;
             }
@@ -366,6 +359,30 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The benchmark's own nodes (examples/bench/nodes).
+const SYNTHETIC: &str = "bench.synthetic_world";
+const ROUND: &str = "bench.round";
+
+/// SingleGaussFit's parameters in the presets (examples/presets/compare.json): full covariance, at most 300 steps.
+fn presets_single_gauss() -> serde_json::Value {
+    json!({"covariance": "full", "steps": 300})
+}
+
+/// A shared library's file name on this system.
+fn library(name: &str) -> String {
+    format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+}
+
+/// A synthetic world of `n` codes in `d` dimensions (attribute groups `groups`, the method's test world: scale 4,
+/// seed 1) fitted by a SingleGaussFit node `fit` with parameters `fit`; the world's node is `world`.
+fn synthetic_fit(n: i64, d: i64, groups: &str, fit: serde_json::Value) -> Graph {
+    Graph::new()
+        .with_node("world", SYNTHETIC, json!({"count": n, "dim": d, "groups": groups, "scale": 4.0, "seed": 1}))
+        .with_node("fit", "subspace.single_gauss_fit", fit)
+        .with_link("world.codes", "fit.codes")
+        .with_link("world.labels", "fit.labels")
+}
+
 /// One output of a finished run.
 fn output(r: &RunReport, node: &str, port: &str) -> Result<subspace_sdk::Value> {
     r.outputs
@@ -373,6 +390,58 @@ fn output(r: &RunReport, node: &str, port: &str) -> Result<subspace_sdk::Value> 
         .and_then(|v| v.iter().find(|nv| nv.name.as_str() == port))
         .map(|nv| nv.value.clone())
         .with_context(|| format!("no output {node}.{port}"))
+}
+
+/// Output `codes` of `node`, float on the CPU.
+fn codes(r: &RunReport, node: &str) -> Result<Tensor> {
+    match output(r, node, "codes")? {
+        subspace_sdk::Value::Latents(t) => Ok(t.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu)),
+        _ => bail!("{node}.codes is not latents"),
+    }
+}
+
+/// Output `labels` of `node`: probabilities (float, on the CPU) and schema.
+fn labels(r: &RunReport, node: &str) -> Result<(Tensor, subspace_sdk::LabelSchema)> {
+    match output(r, node, "labels")? {
+        subspace_sdk::Value::Labels(l) => {
+            Ok((l.probs.tensor().to_kind(Kind::Float).to_device(tch::Device::Cpu), l.schema.clone()))
+        }
+        _ => bail!("{node}.labels is not labels"),
+    }
+}
+
+/// Output `report` of `node`, a JSON document.
+fn json_report(r: &RunReport, node: &str) -> Result<serde_json::Value> {
+    match output(r, node, "report")? {
+        subspace_sdk::Value::Text(t) => Ok(serde_json::from_str(t.as_str())?),
+        _ => bail!("{node}.report is not text"),
+    }
+}
+
+/// ROC AUC of `scores` for binary `positive` (Mann-Whitney U with average ranks for ties); None when one class
+/// is absent. The probes' scores are the benchmark's own; the fits' AUCs come in the nodes' reports.
+fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut ranks = vec![0.0; scores.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            ranks[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    let np = positive.iter().filter(|p| **p).count() as f64;
+    let nn = positive.len() as f64 - np;
+    if np == 0.0 || nn == 0.0 {
+        return None;
+    }
+    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
+    Some((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
 }
 
 /// How well each class can be told from the others as a function of the code, on the SingleGaussFit's own held-out
@@ -402,10 +471,7 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
         subspace_sdk::Value::Labels(l) => (l.probs.tensor().to_kind(Kind::Float), l.schema.clone()),
         _ => bail!("label.labels is not labels"),
     };
-    let gauss: serde_json::Value = match output(&r, "gauss", "report")? {
-        subspace_sdk::Value::Text(t) => serde_json::from_str(t.as_str())?,
-        _ => bail!("gauss.report is not text"),
-    };
+    let gauss = json_report(&r, "gauss")?;
     let dev = z.device();
     // The node's split: the last 20% of the codes are held out.
     let n_fit = n - ((n as f64) * 0.2).round() as i64;
@@ -459,7 +525,7 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
                 let sc: Vec<f64> = Vec::try_from(scores.select(1, c)).unwrap_or_default();
                 let pos: Vec<bool> =
                     Vec::<f32>::try_from(hard.select(1, c)).unwrap_or_default().iter().map(|&h| h > 0.5).collect();
-                subspace_plugin_method::gauss::roc_auc(&sc, &pos).unwrap_or(f64::NAN)
+                roc_auc(&sc, &pos).unwrap_or(f64::NAN)
             })
             .collect()
     };
@@ -485,6 +551,9 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
 
 /// The default world as the `directions` section sampled, labelled and fitted it.
 struct World {
+    /// The evaluator that ran it (its sampling and labelling stay cached) and the number of codes.
+    evaluator: Evaluator,
+    codes: i64,
     z: Tensor,
     labels: Tensor,
     schema: subspace_sdk::LabelSchema,
@@ -536,41 +605,34 @@ fn mean_min(v: &[Option<f64>]) -> (f64, f64) {
 /// synthetic codes (20,000 x 512, the node's code called directly: no generator has 512 dimensions); GMMFit
 /// against GaussianMixture (full covariance, 13 components) on the default world. QDA is fitted per attribute
 /// group on hard labels (argmax), as the held-out AUC judges them.
-fn sklearn(
-    python: &std::path::Path,
-    w: &World,
-    device: DeviceSpec,
-    quick: bool,
-) -> Result<(String, serde_json::Value)> {
-    use subspace_plugin_method::fit::{single_gauss, SingleGaussSettings};
+fn sklearn(python: &std::path::Path, w: &World, quick: bool) -> Result<(String, serde_json::Value)> {
     let groups: Vec<usize> = w.schema.groups.iter().map(|g| g.classes.len()).collect();
+    let groups_text = groups.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
     let names = w.schema.class_names();
-    let presets = |steps: i64| SingleGaussSettings {
-        rank: 1 << 20,
-        norm: Normalization::Group,
-        opts: FitOptions::new(steps, 0.01, 1024),
-        holdout: 0.2,
-        validation: 0.05,
-        check_every: 5,
-        patience: 3,
-    };
     // At 64 dimensions each fit takes a fraction of a second, where other work on the shared cores moves either
-    // side's time by 2x: three rounds, each one run of ours (the node's code with the presets' parameters; the
-    // node's own time through the host is in the default-world table) then QDA (the median of 3 fits in one
-    // process), and the medians over the rounds. GaussianMixture runs once, in the first round.
+    // side's time by 2x: three rounds, each one run of ours (the SingleGaussFit node with the presets'
+    // parameters, on the cached codes and labels, behind a `bench.round` node that makes it run again) then QDA
+    // (the median of 3 fits in one process), and the medians over the rounds. GaussianMixture runs once, in the
+    // first round.
     let (mut runs, mut qda_runs) = (Vec::new(), Vec::new());
     let mut world = serde_json::Value::Null;
     for round in 0..3 {
-        let t = Instant::now();
-        single_gauss(
-            &w.z.to_device(device.to_tch()),
-            &w.labels.to_device(device.to_tch()),
-            w.schema.clone(),
-            presets(300),
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        runs.push(t.elapsed().as_secs_f64());
+        let g = Graph::new()
+            .with_node("sample", "subspace.generator", json!({"count": w.codes, "seed": 5}))
+            .with_node("label", "subspace.classifier", json!({}))
+            .with_node("round", ROUND, json!({"round": round + 1}))
+            .with_node("gauss", "subspace.single_gauss_fit", presets_single_gauss())
+            .with_link("sample.images", "label.images")
+            .with_link("sample.codes", "round.codes")
+            .with_link("label.labels", "round.labels")
+            .with_link("round.codes", "gauss.codes")
+            .with_link("round.labels", "gauss.labels")
+            .with_output("gauss.report");
+        let r = run(&w.evaluator, &g)?;
+        if r.ran() != ["gauss", "round"] {
+            bail!("the round ran {:?}, not only the fit behind its pass-through", r.ran());
+        }
+        runs.push(node_seconds(&r, "gauss"));
         let r = sklearn_run(python, &w.z, &w.labels, &groups, round == 0, 3)?;
         qda_runs.push(r["qda_s"].as_f64().unwrap_or(f64::NAN));
         if round == 0 {
@@ -585,12 +647,13 @@ fn sklearn(
 
     // 20,000 x 512: the node's defaults with full covariance and the presets' step limit.
     let n = if quick { 4000 } else { 20000 };
-    let (z, l, schema) = synthetic_world(n, 512, &groups, 4.0, 1);
-    let t = Instant::now();
-    let (_, _, r512) =
-        single_gauss(&z.to_device(device.to_tch()), &l.to_device(device.to_tch()), schema.clone(), presets(300), None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ours512_s = t.elapsed().as_secs_f64();
+    let g = synthetic_fit(n, 512, &groups_text, presets_single_gauss())
+        .with_output("world.codes")
+        .with_output("world.labels")
+        .with_output("fit.report");
+    let r = run(&Evaluator::new(w.evaluator.registry.clone(), w.evaluator.device), &g)?;
+    let ours512_s = node_seconds(&r, "fit");
+    let (z, (l, schema), r512) = (codes(&r, "world")?, labels(&r, "world")?, json_report(&r, "fit")?);
     let synth = sklearn_run(python, &z, &l, &groups, false, 1)?;
     let ours512_auc: Vec<Option<f64>> = schema.class_names().iter().map(|c| r512["auc"][c.as_str()].as_f64()).collect();
     let qda512_auc: Vec<Option<f64>> =

@@ -1,0 +1,3 @@
+fn main() {
+    subspace_link::libtorch();
+}
