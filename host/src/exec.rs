@@ -11,16 +11,21 @@
 //! models it loaded through the shared model cache (nodes load models first, so this costs a model load); when that
 //! gives no model, the node runs.
 
+mod schedule;
+
+pub use schedule::{CancelToken, MAX_WORKERS};
+
 use crate::cache::{CacheStats, Key, OutputCache};
-use crate::disk_cache::DiskCache;
+use crate::disk_cache::{DiskCache, Slot};
 use crate::plugins::Registry;
 use crate::validate::Plan;
 use abi_stable::std_types::{RErr, RNone, ROk, ROption, RSome, RStr};
-use crossbeam::channel::{unbounded, Sender};
+use crossbeam::channel::Sender;
+use schedule::{Coordinator, Ending, Finish, Skip};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use subspace_sdk::{
@@ -101,19 +106,6 @@ impl RunReport {
     }
 }
 
-/// Stops a run: running nodes see it through `is_cancelled`, nothing new starts.
-#[derive(Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst)
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 /// Options of one run.
 #[derive(Clone, Default)]
 pub struct RunOptions {
@@ -121,9 +113,6 @@ pub struct RunOptions {
     pub events: Option<Sender<Event>>,
     pub cancel: CancelToken,
 }
-
-/// The most worker threads a run starts (more would only queue on the cores and risk running out of threads).
-pub const MAX_WORKERS: usize = 64;
 
 /// A lock that survives a panic elsewhere: the guarded maps stay consistent between single inserts and removals.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -273,12 +262,11 @@ impl Evaluator {
             emit(Event::NodeLog { node: node.to_string(), message: format!("warning: {message}") });
             lock(&warnings).push(format!("{node}: {message}"));
         };
-        let mut values: HashMap<usize, Outputs> = HashMap::new();
-        let mut status: BTreeMap<String, NodeStatus> = BTreeMap::new();
-        let mut from_disk = BTreeSet::new();
+        let mut got =
+            Found { plan, emit: &emit, values: HashMap::new(), status: BTreeMap::new(), from_disk: BTreeSet::new() };
         let mut to_run: Vec<usize> = Vec::new();
         // Disk hits that lack their model outputs, until it is known whether a node that runs needs one.
-        let mut partial: BTreeMap<usize, Vec<crate::disk_cache::Slot>> = BTreeMap::new();
+        let mut partial: BTreeMap<usize, Vec<Slot>> = BTreeMap::new();
         let mut seen = HashSet::new();
         let mut stack: Vec<usize> = plan.requested.iter().map(|(i, _)| *i).collect();
         loop {
@@ -286,23 +274,14 @@ impl Evaluator {
                 if !seen.insert(i) {
                     continue;
                 }
-                let id = &plan.nodes[i].id;
                 if let Some(outputs) = lock(&self.cache).get(&keys[i]) {
-                    values.insert(i, outputs);
-                    status.insert(id.clone(), NodeStatus::Cached);
-                    emit(Event::NodeCached { node: id.clone() });
+                    got.cached(i, outputs);
                     continue;
                 }
                 if let (Some(disk), Some(dk)) = (&self.disk, &disk_keys[i]) {
                     match disk.load(dk, &plan.nodes[i].node_type.descriptor, self.device.to_tch()) {
                         Ok(Some(slots)) if slots.iter().all(|(_, v)| v.is_some()) => {
-                            let outputs = whole(slots);
-                            lock(&self.cache).insert(keys[i], outputs.clone());
-                            values.insert(i, outputs);
-                            status.insert(id.clone(), NodeStatus::Cached);
-                            from_disk.insert(id.clone());
-                            emit(Event::NodeCached { node: id.clone() });
-                            emit(Event::NodeLog { node: id.clone(), message: "loaded from the disk cache".into() });
+                            got.disk_hit(i, slots, Some((&self.cache, keys[i])), "loaded from the disk cache");
                             continue;
                         }
                         Ok(Some(slots)) => {
@@ -310,7 +289,9 @@ impl Evaluator {
                             continue;
                         }
                         Ok(None) => {}
-                        Err(why) => warn(id, format!("ignored a disk-cache entry ({why}); running the node")),
+                        Err(why) => {
+                            warn(&plan.nodes[i].id, format!("ignored a disk-cache entry ({why}); running the node"))
+                        }
                     }
                 }
                 to_run.push(i);
@@ -327,7 +308,6 @@ impl Evaluator {
                     continue;
                 }
                 let Some(mut slots) = partial.remove(&i) else { continue };
-                let id = &plan.nodes[i].id;
                 let ports: Vec<String> = slots.iter().filter(|(_, v)| v.is_none()).map(|(p, _)| p.clone()).collect();
                 match self.restore_models(plan, i, &keys[i], &ports, opts) {
                     Ok(models) => {
@@ -336,18 +316,12 @@ impl Evaluator {
                                 *v = models.get(port.as_str()).cloned();
                             }
                         }
-                        let outputs = whole(slots);
-                        lock(&self.cache).insert(keys[i], outputs.clone());
-                        values.insert(i, outputs);
-                        status.insert(id.clone(), NodeStatus::Cached);
-                        from_disk.insert(id.clone());
-                        emit(Event::NodeCached { node: id.clone() });
-                        let message = "loaded from the disk cache (models loaded again)".to_string();
-                        emit(Event::NodeLog { node: id.clone(), message });
+                        let note = "loaded from the disk cache (models loaded again)";
+                        got.disk_hit(i, slots, Some((&self.cache, keys[i])), note);
                     }
                     Err(why) => {
                         let message = format!("disk-cache entry without its models ({why}); running the node");
-                        emit(Event::NodeLog { node: id.clone(), message });
+                        emit(Event::NodeLog { node: plan.nodes[i].id.clone(), message });
                         to_run.push(i);
                         stack.extend(plan.nodes[i].inputs.values().map(|(s, _)| *s));
                         grew = true;
@@ -361,149 +335,33 @@ impl Evaluator {
         // The rest are used without their models (never needed); they stay out of the memory cache, which holds
         // whole results only.
         for (i, slots) in partial {
-            let id = &plan.nodes[i].id;
-            values.insert(i, Arc::new(slots.into_iter().filter_map(|(n, v)| Some(NamedValue::new(&n, v?))).collect()));
-            status.insert(id.clone(), NodeStatus::Cached);
-            from_disk.insert(id.clone());
-            emit(Event::NodeCached { node: id.clone() });
-            emit(Event::NodeLog { node: id.clone(), message: "loaded from the disk cache".into() });
+            got.disk_hit(i, slots, None, "loaded from the disk cache");
         }
-        let to_run_set: HashSet<usize> = to_run.iter().copied().collect();
-        let mut waiting: HashMap<usize, usize> = to_run
+
+        // Run what remains on the workers, each node once its inputs that run are done (schedule.rs).
+        let position: HashMap<usize, usize> = to_run.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+        let deps: Vec<Vec<usize>> = to_run
             .iter()
-            .map(|&i| {
-                let deps: HashSet<usize> =
-                    plan.nodes[i].inputs.values().map(|(s, _)| *s).filter(|s| to_run_set.contains(s)).collect();
-                (i, deps.len())
-            })
+            .map(|&i| plan.nodes[i].inputs.values().filter_map(|(s, _)| position.get(s).copied()).collect())
             .collect();
-        let dependents = |i: usize| -> Vec<usize> {
-            to_run.iter().copied().filter(|&j| plan.nodes[j].inputs.values().any(|(s, _)| *s == i)).collect()
-        };
-
-        let scoped = crossbeam::scope(|scope| {
-            let (job_tx, job_rx) = unbounded::<(usize, Vec<NamedValue>)>();
-            let (done_tx, done_rx) = unbounded::<(usize, Result<Vec<NamedValue>, NodeError>, f64)>();
-            let (keys, disk_keys, warn) = (&keys, &disk_keys, &warn);
-            let mut spawned = 0;
-            for w in 0..self.workers.clamp(1, MAX_WORKERS) {
-                let job_rx = job_rx.clone();
-                let done_tx = done_tx.clone();
-                let worker = scope.builder().name(format!("subspace-worker-{w}")).spawn(move |_| {
-                    for (i, inputs) in job_rx {
-                        let t = Instant::now();
-                        let result = self.evaluate_node(plan, i, &inputs, &keys[i], opts);
-                        let seconds = t.elapsed().as_secs_f64();
-                        let store = match (&self.disk, &disk_keys[i], &result) {
-                            (Some(disk), Some(dk), Ok(out)) => Some((disk, dk, out.clone())),
-                            _ => None,
-                        };
-                        let _ = done_tx.send((i, result, seconds));
-                        // Written after the node is reported done, so that its dependents start meanwhile.
-                        if let Some((disk, dk, out)) = store {
-                            if let Err(why) = disk.store(dk, &plan.nodes[i].node_type.descriptor, &out) {
-                                warn(&plan.nodes[i].id, format!("not kept in the disk cache: {why}"));
-                            }
-                        }
-                    }
-                });
-                // The system may refuse threads; run with those it gave rather than abort.
-                if worker.is_ok() {
-                    spawned += 1;
-                } else if spawned > 0 {
-                    break;
-                }
-            }
-            drop(done_tx);
-            if spawned == 0 {
-                drop(job_tx);
-                for (&j, _) in waiting.iter() {
-                    let error = NodeError::internal("the system refused to start a worker thread");
-                    emit(Event::NodeFailed { node: plan.nodes[j].id.clone(), error: error.to_string() });
-                    status.insert(plan.nodes[j].id.clone(), NodeStatus::Failed { error });
-                }
-                return;
-            }
-
-            let mut running = 0usize;
-            let dispatch = |i: usize, values: &HashMap<usize, Outputs>, running: &mut usize| {
-                let n = &plan.nodes[i];
-                let inputs: Vec<NamedValue> = n
-                    .inputs
-                    .iter()
-                    .filter_map(|(port, (src, src_port))| {
-                        values[src]
-                            .iter()
-                            .find(|v| v.name.as_str() == src_port.as_str())
-                            .map(|v| NamedValue::new(port, v.value.clone()))
-                    })
-                    .collect();
-                emit(Event::NodeStarted { node: n.id.clone(), node_type: n.node_type.descriptor.id.to_string() });
-                *running += 1;
-                let _ = job_tx.send((i, inputs));
+        let work = |k: usize, inputs: Vec<NamedValue>, finish: Finish<'_, Vec<NamedValue>>| {
+            let i = to_run[k];
+            let result = self.evaluate_node(plan, i, &inputs, &keys[i], opts);
+            let store = match (&self.disk, &disk_keys[i], &result) {
+                (Some(disk), Some(dk), Ok(out)) => Some((disk, dk, out.clone())),
+                _ => None,
             };
-            let ready: Vec<usize> = waiting.iter().filter(|(_, &c)| c == 0).map(|(&i, _)| i).collect();
-            for i in ready {
-                waiting.remove(&i);
-                dispatch(i, &values, &mut running);
-            }
-            while running > 0 {
-                let Ok((i, result, seconds)) = done_rx.recv() else { break };
-                running -= 1;
-                let id = plan.nodes[i].id.clone();
-                match result {
-                    Ok(outputs) => {
-                        let outputs = Arc::new(outputs);
-                        lock(&self.cache).insert(keys[i], outputs.clone());
-                        values.insert(i, outputs);
-                        status.insert(id.clone(), NodeStatus::Ran { seconds });
-                        emit(Event::NodeFinished { node: id, seconds });
-                        for j in dependents(i) {
-                            if let Some(c) = waiting.get_mut(&j) {
-                                *c -= 1;
-                                // Once cancelled, a node that becomes ready stays in `waiting` and is reported
-                                // skipped below, so no requested output goes missing without a status.
-                                if *c == 0 && !opts.cancel.is_cancelled() {
-                                    waiting.remove(&j);
-                                    dispatch(j, &values, &mut running);
-                                }
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        emit(Event::NodeFailed { node: id.clone(), error: error.to_string() });
-                        status.insert(id.clone(), NodeStatus::Failed { error });
-                        // Everything downstream of i is skipped.
-                        let mut stack = dependents(i);
-                        while let Some(j) = stack.pop() {
-                            if waiting.remove(&j).is_some() {
-                                let because = format!("input node '{id}' failed");
-                                emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
-                                status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
-                                stack.extend(dependents(j));
-                            }
-                        }
-                    }
+            finish(result);
+            // Written after the node is reported done, so that its dependents start meanwhile.
+            if let Some((disk, dk, out)) = store {
+                if let Err(why) = disk.store(dk, &plan.nodes[i].node_type.descriptor, &out) {
+                    warn(&plan.nodes[i].id, format!("not kept in the disk cache: {why}"));
                 }
             }
-            drop(job_tx);
-            for (&j, _) in waiting.iter() {
-                let because =
-                    if opts.cancel.is_cancelled() { "run cancelled".to_string() } else { "not reached".to_string() };
-                emit(Event::NodeSkipped { node: plan.nodes[j].id.clone(), because: because.clone() });
-                status.insert(plan.nodes[j].id.clone(), NodeStatus::Skipped { because });
-            }
-        });
-        if scoped.is_err() {
-            // A worker panicked outside the node boundary: every node without a status failed with it.
-            for &i in &to_run {
-                let id = &plan.nodes[i].id;
-                if !status.contains_key(id) {
-                    let error = NodeError::internal("the host's worker thread failed while running this node");
-                    status.insert(id.clone(), NodeStatus::Failed { error });
-                }
-            }
-        }
+        };
+        let mut running = Running { found: &mut got, to_run: &to_run, keys: &keys, cache: &self.cache };
+        schedule::run(&deps, self.workers, &opts.cancel, &mut running, &work);
+        let Found { values, status, from_disk, .. } = got;
 
         let mut outputs = BTreeMap::new();
         let mut missing = Vec::new();
@@ -661,9 +519,102 @@ fn file_stamp(value: &str) -> Option<String> {
     Some(format!("{}\0{beside}", stamp(path)?))
 }
 
-/// A disk hit's outputs, every one present.
-fn whole(slots: Vec<crate::disk_cache::Slot>) -> Outputs {
+/// A disk hit's outputs: those present (all of them, unless model outputs were not needed).
+fn whole(slots: Vec<Slot>) -> Outputs {
     Arc::new(slots.into_iter().filter_map(|(n, v)| Some(NamedValue::new(&n, v?))).collect())
+}
+
+/// What a run has found or produced so far: outputs by node, statuses, and which results came from disk.
+struct Found<'r> {
+    plan: &'r Plan,
+    emit: &'r dyn Fn(Event),
+    values: HashMap<usize, Outputs>,
+    status: BTreeMap<String, NodeStatus>,
+    from_disk: BTreeSet<String>,
+}
+
+impl Found<'_> {
+    /// Node `i`'s results are there without running it.
+    fn cached(&mut self, i: usize, outputs: Outputs) {
+        let id = &self.plan.nodes[i].id;
+        self.values.insert(i, outputs);
+        self.status.insert(id.clone(), NodeStatus::Cached);
+        (self.emit)(Event::NodeCached { node: id.clone() });
+    }
+
+    /// Node `i`'s results came from the disk cache: used, kept in `memory` under the key when given (whole
+    /// results only), reported cached with `note`.
+    fn disk_hit(&mut self, i: usize, slots: Vec<Slot>, memory: Option<(&Mutex<OutputCache>, Key)>, note: &str) {
+        let outputs = whole(slots);
+        if let Some((cache, key)) = memory {
+            lock(cache).insert(key, outputs.clone());
+        }
+        self.cached(i, outputs);
+        let id = &self.plan.nodes[i].id;
+        self.from_disk.insert(id.clone());
+        (self.emit)(Event::NodeLog { node: id.clone(), message: note.into() });
+    }
+}
+
+/// The evaluator's side of scheduling: job `k` is node `to_run[k]`; its input is gathered from the outputs found
+/// so far, and its results are cached and reported when it ends.
+struct Running<'a, 'r> {
+    found: &'a mut Found<'r>,
+    to_run: &'a [usize],
+    keys: &'a [Key],
+    cache: &'a Mutex<OutputCache>,
+}
+
+impl Coordinator for Running<'_, '_> {
+    type Input = Vec<NamedValue>;
+    type Output = Vec<NamedValue>;
+
+    fn start(&mut self, k: usize) -> Vec<NamedValue> {
+        let n = &self.found.plan.nodes[self.to_run[k]];
+        let values = &self.found.values;
+        let inputs = n
+            .inputs
+            .iter()
+            .filter_map(|(port, (src, src_port))| {
+                values[src]
+                    .iter()
+                    .find(|v| v.name.as_str() == src_port.as_str())
+                    .map(|v| NamedValue::new(port, v.value.clone()))
+            })
+            .collect();
+        (self.found.emit)(Event::NodeStarted { node: n.id.clone(), node_type: n.node_type.descriptor.id.to_string() });
+        inputs
+    }
+
+    fn ended(&mut self, k: usize, ending: Ending<Vec<NamedValue>>) {
+        let i = self.to_run[k];
+        let plan = self.found.plan;
+        let id = plan.nodes[i].id.clone();
+        let emit = self.found.emit;
+        let status = match ending {
+            Ending::Done { output, seconds } => {
+                let outputs = Arc::new(output);
+                lock(self.cache).insert(self.keys[i], outputs.clone());
+                self.found.values.insert(i, outputs);
+                emit(Event::NodeFinished { node: id.clone(), seconds });
+                NodeStatus::Ran { seconds }
+            }
+            Ending::Failed { error } => {
+                emit(Event::NodeFailed { node: id.clone(), error: error.to_string() });
+                NodeStatus::Failed { error }
+            }
+            Ending::Skipped(why) => {
+                let because = match why {
+                    Skip::InputFailed(j) => format!("input node '{}' failed", plan.nodes[self.to_run[j]].id),
+                    Skip::Cancelled => "run cancelled".to_string(),
+                    Skip::NotReached => "not reached".to_string(),
+                };
+                emit(Event::NodeSkipped { node: id.clone(), because: because.clone() });
+                NodeStatus::Skipped { because }
+            }
+        };
+        self.found.status.insert(id, status);
+    }
 }
 
 /// The host services one running node sees.
