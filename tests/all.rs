@@ -7,6 +7,7 @@ mod demo;
 mod disk_cache;
 mod editor;
 mod files;
+mod fitting;
 mod host;
 mod method;
 mod models;

@@ -386,6 +386,20 @@ pub mod toy {
         )
     }
 
+    /// The toy attribute classifier (logits) whose `blue` attribute is never present: its logit is -50 whatever
+    /// the picture, so `blue.yes` is never predicted.
+    pub fn never_blue_classifier(dir: &Path) -> PathBuf {
+        let w = Tensor::from_slice(&[40.0f32, 0.0, -40.0, -40.0, 0.0, 40.0]).view([3, 2]);
+        let meta = serde_json::json!({"format": "subspace.classifier/1", "name": "toy-never-blue",
+            "input": {"channels": 3, "height": 8, "width": 8, "range": [0.0, 1.0]},
+            "output": "logits", "attributes": ["red", "blue"]});
+        let f = move |x: &Tensor| {
+            let s = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float).matmul(&w);
+            Tensor::cat(&[s.narrow(1, 0, 1), s.narrow(1, 1, 1) * 0.0 - 50.0], 1)
+        };
+        save(dir, "never-blue", Tensor::zeros([2, 3, 8, 8], (Kind::Float, tch::Device::Cpu)), f, meta)
+    }
+
     /// A classifier whose output leaves [0, 1].
     pub fn unbounded_classifier(dir: &Path) -> PathBuf {
         let groups = schema(&[("red", &["no", "yes"]), ("blue", &["no", "yes"])]);

@@ -471,6 +471,9 @@ pub fn single_gauss(
     let n_train = zt.size()[0];
     let val_frac = if n_train >= 20 { s.validation } else { 0.0 };
     let (zf, lf, zs, ls) = split(&zt, &lt, val_frac);
+    // Before any work: a class the fitting codes do not hold is named with its label mass, and whether more codes
+    // would help.
+    crate::gauss::check_class_mass(&lf, &schema, z.size()[0])?;
     let t0 = std::time::Instant::now();
     let mut shrinkage = None;
     let init = if s.rank >= z.size()[1] {

@@ -51,17 +51,10 @@ pub fn weighted_moments(z: &Tensor, labels: &Tensor, schema: &LabelSchema) -> Re
         return Err(NodeError::input("labels", format!("labels have {k} columns, their schema {}", schema.len())));
     }
     let _guard = tch::no_grad_guard();
-    let w = labels.to_kind(Kind::Double); // N x K
-    let mass = w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double); // K
-    let small = mass.lt(1.0).nonzero();
-    if small.size()[0] > 0 {
-        let names = schema.class_names();
-        let which: Vec<String> =
-            Vec::<i64>::try_from(small.view([-1])).unwrap().iter().map(|&i| names[i as usize].clone()).collect();
-        return Err(NodeError::input("labels", format!("no samples carry class(es) {which:?}: sample more codes")));
-    }
-    // Second moments of all classes as one matrix product per chunk of codes, (w_k z)^T z for every k at once,
-    // in single precision about the overall mean (codes near the origin lose nothing), summed in double.
+    check_class_mass(labels, schema, n)?;
+    let mass = labels.to_kind(Kind::Double).sum_dim_intlist([0i64].as_slice(), false, Kind::Double); // K
+                                                                                                     // Second moments of all classes as one matrix product per chunk of codes, (w_k z)^T z for every k at once,
+                                                                                                     // in single precision about the overall mean (codes near the origin lose nothing), summed in double.
     let centre = z.to_kind(Kind::Double).mean_dim([0i64].as_slice(), true, Kind::Double);
     let zc = (z.to_kind(Kind::Double) - &centre).to_kind(Kind::Float);
     let wf = labels.to_kind(Kind::Float);
@@ -80,6 +73,81 @@ pub fn weighted_moments(z: &Tensor, labels: &Tensor, schema: &LabelSchema) -> Re
     let cov = second - mean_c.unsqueeze(2) * mean_c.unsqueeze(1);
     let cov = (&cov + cov.transpose(1, 2)) * 0.5 + Tensor::eye(d, (Kind::Double, z.device())) * 1e-4;
     Ok(((mean_c + centre), cov))
+}
+
+/// The least label mass (sum of a class's probabilities over the codes fitted) a class needs: its moments are
+/// weighted means, undefined below one code's worth.
+pub const MIN_CLASS_MASS: f64 = 1.0;
+
+/// How much of the labels a class holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMass {
+    /// `group.class`.
+    pub name: String,
+    /// Sum of its probabilities over the codes.
+    pub mass: f64,
+    /// Codes whose most likely class within the group is this one.
+    pub argmax: i64,
+}
+
+/// The label mass and argmax count of every class of `labels` (N x K, columns as in `schema`).
+pub fn class_masses(labels: &Tensor, schema: &LabelSchema) -> Vec<ClassMass> {
+    let _guard = tch::no_grad_guard();
+    let labels = labels.to_device(tch::Device::Cpu).to_kind(Kind::Double);
+    let mass: Vec<f64> =
+        Vec::try_from(labels.sum_dim_intlist([0i64].as_slice(), false, Kind::Double)).unwrap_or_default();
+    let mut argmax = vec![0i64; schema.len()];
+    for gi in 0..schema.groups.len() {
+        let r = schema.group_range(gi);
+        let top = labels.narrow(1, r.start as i64, r.len() as i64).argmax(1, false);
+        let counts: Vec<i64> = Vec::try_from(top.bincount::<Tensor>(None, r.len() as i64)).unwrap_or_default();
+        for (c, n) in counts.into_iter().enumerate().take(r.len()) {
+            argmax[r.start + c] = n;
+        }
+    }
+    let names = schema.class_names();
+    names.into_iter().enumerate().map(|(k, name)| ClassMass { name, mass: mass[k], argmax: argmax[k] }).collect()
+}
+
+/// Refuses labels where a class holds less than [`MIN_CLASS_MASS`] over the codes fitted (`labels`, the fitting
+/// part of `total` codes), saying per class whether it is never predicted (no code has it as its group's most
+/// likely class: more codes will not help) or only rare (about how many more codes would reach the mass).
+pub fn check_class_mass(labels: &Tensor, schema: &LabelSchema, total: i64) -> Result<(), NodeError> {
+    let fitted = labels.size()[0];
+    let masses = class_masses(labels, schema);
+    let short: Vec<&ClassMass> = masses.iter().filter(|m| !(m.mass >= MIN_CLASS_MASS)).collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    let of = if total > fitted { format!("the {fitted} codes fitted (of {total})") } else { format!("{fitted} codes") };
+    let mut never = Vec::new();
+    let mut rare = Vec::new();
+    for m in short {
+        let seen = format!("{} (label mass {:.3}, most likely class of {} codes)", m.name, m.mass, m.argmax);
+        if m.argmax == 0 {
+            never.push(seen);
+        } else {
+            // The mass grows with the number of codes: about total / mass codes reach the minimum.
+            let needed = (total.max(fitted) as f64 * MIN_CLASS_MASS / m.mass.max(f64::MIN_POSITIVE)).ceil();
+            let more = (needed - total.max(fitted) as f64).max(1.0);
+            rare.push(format!("{seen}: sample about {more:.0} more codes"));
+        }
+    }
+    let mut parts = Vec::new();
+    if !never.is_empty() {
+        parts.push(format!(
+            "the classifier never predicts {} over {of}: more codes will not help; check the classifier and its \
+             sidecar (class order, output kind), or drop the class",
+            never.join(", ")
+        ));
+    }
+    if !rare.is_empty() {
+        parts.push(format!(
+            "too rare over {of} to fit (a class needs a label mass of at least {MIN_CLASS_MASS}): {}",
+            rare.join("; ")
+        ));
+    }
+    Err(NodeError::input("labels", parts.join("; ")))
 }
 
 /// Log posteriors within each attribute group from Mahalanobis distances (N x K), covariance log-determinants (K)
@@ -418,6 +486,47 @@ mod tests {
         assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
         assert_eq!(roc_auc(&[0.9, 0.1], &[false, true]), Some(0.0));
         assert_eq!(roc_auc(&[0.9, 0.1], &[true, true]), None);
+    }
+
+    fn binary(name: &str) -> LabelGroup {
+        LabelGroup { name: name.into(), classes: vec!["no".into(), "yes".into()].into() }
+    }
+
+    #[test]
+    fn class_mass_tells_a_class_never_predicted_from_a_rare_one() {
+        let schema = LabelSchema { groups: vec![binary("red"), binary("blue")].into() };
+        // 100 codes: red.yes has 0.004 each (never the most likely); blue.yes 0.9 on 1 code, else 0.001.
+        let mut rows = Vec::new();
+        for i in 0..100 {
+            let blue = if i == 0 { 0.9 } else { 0.001 };
+            rows.extend_from_slice(&[0.996f32, 0.004, 1.0 - blue, blue]);
+        }
+        let l = Tensor::from_slice(&rows).view([100, 4]);
+        let m = class_masses(&l, &schema);
+        assert_eq!(m[1].name, "red.yes");
+        assert!((m[1].mass - 0.4).abs() < 1e-6 && m[1].argmax == 0, "{:?}", m[1]);
+        assert!((m[3].mass - 0.999).abs() < 1e-6 && m[3].argmax == 1, "{:?}", m[3]);
+        assert_eq!(m[0].argmax, 100);
+        let e = check_class_mass(&l, &schema, 125).unwrap_err();
+        assert_eq!(e.location.as_ref().map(|l| l.as_str()).into_option(), Some("labels"));
+        let msg = e.message.as_str();
+        assert!(msg.contains("never predicts red.yes (label mass 0.400, most likely class of 0 codes)"), "{msg}");
+        assert!(msg.contains("more codes will not help"), "{msg}");
+        assert!(msg.contains("the 100 codes fitted (of 125)"), "{msg}");
+        // blue.yes: 0.999 over 125 codes' worth needs 125 / 0.999 = 125.1 codes, so 1 more.
+        assert!(
+            msg.contains("blue.yes (label mass 0.999, most likely class of 1 codes): sample about 1 more"),
+            "{msg}"
+        );
+        assert!(!msg.contains("red.no") && !msg.contains("blue.no"), "{msg}");
+        // Mass 0.6 over 100 codes: ceil(100 / 0.6) = 167 codes, 67 more.
+        let one = LabelSchema { groups: vec![binary("blue")].into() };
+        let mut rows = vec![0.4f32, 0.6];
+        rows.extend(std::iter::repeat([1.0f32, 0.0]).take(99).flatten());
+        let e = check_class_mass(&Tensor::from_slice(&rows).view([100, 2]), &one, 100).unwrap_err();
+        assert!(e.message.contains("sample about 67 more codes") && !e.message.contains("never"), "{}", e.message);
+        let even = Tensor::full([100, 2], 0.5, (Kind::Float, tch::Device::Cpu));
+        assert!(check_class_mass(&even, &one, 100).is_ok());
     }
 
     #[test]
