@@ -9,6 +9,7 @@ mod editor;
 mod files;
 mod fitting;
 mod host;
+mod images;
 mod method;
 mod models;
 mod presets;
