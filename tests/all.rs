@@ -13,4 +13,5 @@ mod images;
 mod method;
 mod models;
 mod presets;
+mod stylegan;
 mod third_party;

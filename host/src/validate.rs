@@ -167,7 +167,9 @@ fn check_spaces(nodes: &[Option<PlanNode>]) -> Vec<ValidationError> {
                 _ => None,
             }
         });
+        let from_param = own.is_some();
         let mut node_space = own;
+        let mut mixed = false;
         for (input, (src, src_port)) in &n.inputs {
             let Some(spec) = d.find_input(input) else { continue };
             if !carrier(spec.ty.as_str()) {
@@ -180,11 +182,13 @@ fn check_spaces(nodes: &[Option<PlanNode>]) -> Vec<ValidationError> {
                 None => node_space.as_ref().map(|s| Spaced { space: s.space.clone(), from: s.from.clone() }),
             };
             match wanted {
-                Some(w) if w.space != got.space => errors.push(ValidationError {
-                    problem: Problem::SpaceMismatch,
-                    node: Some(n.id.clone()),
-                    location: Some(input.clone()),
-                    message: format!(
+                Some(w) if w.space != got.space => {
+                    mixed = true;
+                    errors.push(ValidationError {
+                        problem: Problem::SpaceMismatch,
+                        node: Some(n.id.clone()),
+                        location: Some(input.clone()),
+                        message: format!(
                         "input '{input}' is in latent space {} (from {}) but this node works in {} (from {}): link \
                          codes, fits and generators of one latent space",
                         name(&got.space),
@@ -203,6 +207,8 @@ fn check_spaces(nodes: &[Option<PlanNode>]) -> Vec<ValidationError> {
             }
             let space = match port::split_space(out.ty.as_str()).1 {
                 Some(q) => Some(q.to_string()),
+                // What a node makes from two spaces is in none: one error, not one per node below it.
+                None if mixed && !from_param => None,
                 None => node_space.as_ref().map(|s| s.space.clone()),
             };
             if let Some(space) = space {

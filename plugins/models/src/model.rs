@@ -559,7 +559,10 @@ pub fn load_generator(ctx: &Ctx<'_, '_>, path: &Path, view: View) -> Result<Torc
     // The default view keeps the key it always had; the others are entries of their own over the same module.
     let key = if view == View::default() { base.clone() } else { format!("{base}:{}:psi={}", view.space, view.psi) };
     let m = ctx.shared_model(&key, || {
-        let inner = shared_inner(&base, || load_generator_module(path, device))?;
+        // Keyed by the files' sizes and times too: a handle kept alive must not stand in for an edited model.
+        let stamp = |p: &Path| std::fs::metadata(p).map(|m| format!("{}@{:?}", m.len(), m.modified().ok()));
+        let files = format!("{base}:{:?}:{:?}", stamp(path).ok(), stamp(&sidecar(path)).ok());
+        let inner = shared_inner(&files, || load_generator_module(path, device))?;
         Ok(TorchModel { inner, view }.into_ref())
     })?;
     downcast(&m).ok_or_else(|| NodeError::internal("cached generator is not a TorchScript model of this plugin"))
