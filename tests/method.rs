@@ -328,3 +328,54 @@ fn edit_layouts_and_scores_refuse_wrong_links_at_validation() {
     assert!(mismatch("rescore", "layout"), "edit scores are not a layout: {errors:#?}");
     assert!(!mismatch("compare", "c"), "edit scores feed a comparison: {errors:#?}");
 }
+
+/// How far two runs of one fit may differ (largest absolute difference of any fitted tensor, relative to that
+/// tensor's largest magnitude) when the worker count and libtorch's thread count differ: docs/EVALUATION.md.
+const FIT_TOLERANCE: f64 = 1e-3;
+
+/// The same graph with 1 and 4 workers and 1 and 2 libtorch threads gives the same fit within FIT_TOLERANCE, and
+/// the same settings twice give the same fit exactly.
+#[test]
+fn a_fit_agrees_with_itself_across_worker_and_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let graph =
+        toy_fit(&gen, &clf, 2000, json!({"steps": 60, "covariance": "full"}), json!({"steps": 40, "samples": 8}))
+            .node("save", "subspace.save_fit", json!({"file": "mix"}))
+            .link("gmm.mixture", "save.fit")
+            .out("save");
+    let file = dir.path().join("fit.json");
+    std::fs::write(&file, serde_json::to_string(&graph.0).unwrap()).unwrap();
+    let fit = |name: &str, workers: &str, threads: &str| -> Vec<(String, tch::Tensor)> {
+        let out = dir.path().join(name);
+        let status = std::process::Command::new(host_binary())
+            .args(["--device", "cpu", "run"])
+            .arg(&file)
+            .args(["--no-cache", "--workers", workers, "--out"])
+            .arg(&out)
+            .env("OMP_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let mut t = tch::Tensor::read_safetensors(out.join("mix.safetensors")).unwrap();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        t
+    };
+    let gap = |a: &[(String, tch::Tensor)], b: &[(String, tch::Tensor)]| -> f64 {
+        assert_eq!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), b.iter().map(|x| &x.0).collect::<Vec<_>>());
+        a.iter()
+            .zip(b)
+            .map(|((_, x), (_, y))| {
+                let scale = x.abs().max().double_value(&[]).max(1e-6);
+                (x - y).abs().max().double_value(&[]) / scale
+            })
+            .fold(0.0, f64::max)
+    };
+    let base = fit("one", "1", "1");
+    assert_eq!(gap(&base, &fit("again", "1", "1")), 0.0, "the same settings should give the same fit");
+    let other = fit("four", "4", "2");
+    let g = gap(&base, &other);
+    eprintln!("largest relative difference between 1 worker / 1 thread and 4 workers / 2 threads: {g:e}");
+    assert!(g <= FIT_TOLERANCE, "fits differ by {g} (tolerance {FIT_TOLERANCE})");
+}

@@ -352,7 +352,7 @@ fn the_shipped_presets_validate_and_list_their_parameters() {
     let r = all_product_plugins();
     let dir = repo_root().join("examples/presets");
     let list = preset::list(std::slice::from_ref(&dir), &r);
-    for name in ["demo", "compare", "gpu-check", "fit-mixture", "edit-mixture", "fit-and-edit"] {
+    for name in ["demo", "compare", "compare-seed", "gpu-check", "fit-mixture", "edit-mixture", "fit-and-edit"] {
         let p = list.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} not listed"));
         assert!(p.problems.is_empty(), "{name}: {:?}", p.problems);
         assert!(!p.params.is_empty(), "{name} exposes parameters");

@@ -161,6 +161,19 @@ pub fn target_grid(batch: &ImageBatch, layout: &EditLayout, k: usize, style: Gri
     compose(batch, &indices, samples, steps, style)
 }
 
+/// `left` and `right` next to each other, `gap` pixels apart, on the padding colour (tops aligned).
+pub fn side_by_side(left: &RgbImage, right: &RgbImage, gap: u32) -> RgbImage {
+    let (w, h) = (left.width() + gap + right.width(), left.height().max(right.height()));
+    let mut img = RgbImage::from_pixel(w, h, PAD_COLOUR);
+    for (x, y, p) in left.enumerate_pixels() {
+        img.put_pixel(x, y, *p);
+    }
+    for (x, y, p) in right.enumerate_pixels() {
+        img.put_pixel(left.width() + gap + x, y, *p);
+    }
+    img
+}
+
 /// PNG file bytes of `img`.
 pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
@@ -196,6 +209,20 @@ mod tests {
     }
 
     const RED: Rgb<u8> = Rgb([255, 0, 0]);
+
+    #[test]
+    fn two_grids_side_by_side_keep_their_pixels_and_a_gap() {
+        let style = GridStyle { padding: 0, scale: 1 };
+        let left = grid(&batch(2, 2, 2, Some(1)), 2, style).unwrap(); // 4 x 2: grey, red
+        let right = grid(&batch(1, 3, 3, Some(0)), 1, style).unwrap(); // 3 x 3: red
+        let both = side_by_side(&left, &right, 5);
+        assert_eq!((both.width(), both.height()), (4 + 5 + 3, 3));
+        assert_eq!(*both.get_pixel(2, 0), RED);
+        assert_eq!(*both.get_pixel(0, 0), Rgb([0, 0, 0]));
+        assert_eq!(*both.get_pixel(6, 1), PAD_COLOUR);
+        assert_eq!(*both.get_pixel(9, 2), RED);
+        assert_eq!(*both.get_pixel(1, 2), PAD_COLOUR, "below the shorter grid is padding");
+    }
 
     #[test]
     fn grid_shape_defaults_to_square() {

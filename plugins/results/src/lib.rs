@@ -125,9 +125,10 @@ mod tests {
             assert_eq!(n.problems(), Vec::<String>::new());
             let d = n.descriptor();
             assert!(d.id.starts_with("subspace."), "{}", d.id);
-            // The layout became a typed value (2.0.0); save_text also takes JSON documents (1.1.0).
+            // The layout became a typed value (2.0.0), a second edit can be drawn beside (2.1.0); save_text also
+            // takes JSON documents (1.1.0).
             let version = match d.id.as_str() {
-                "subspace.save_grid" => "2.0.0",
+                "subspace.save_grid" => "2.1.0",
                 "subspace.save_text" => "1.1.0",
                 _ => "1.0.0",
             };

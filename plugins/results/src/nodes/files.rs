@@ -18,6 +18,8 @@ fn target_path(path: &Path, target: &str) -> PathBuf {
 pub struct SaveGrid {
     images: Input<Images>,
     layout: Optional<EditLayout>,
+    beside: Optional<Images>,
+    beside_layout: Optional<EditLayout>,
     file: Param<String>,
     columns: Param<i64>,
     padding: Param<i64>,
@@ -28,11 +30,12 @@ pub struct SaveGrid {
 impl Declared for SaveGrid {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.save_grid",
-        version: "2.0.0",
+        version: "2.1.0",
         name: "Save image grid",
         category: FILES,
         doc: "Writes images as a PNG grid, or one grid per edit target (rows = samples, columns = steps) given a \
-              layout.",
+              layout; with a second edit of the same pictures (beside + beside_layout), each target's two grids side \
+              by side, to compare two edit methods.",
     };
     fn declare(d: &mut Declare) -> Self {
         // Writes into the run's folder, which is not part of the cache key: runs every time.
@@ -40,6 +43,8 @@ impl Declared for SaveGrid {
         SaveGrid {
             images: d.input("images", "images N x C x H x W in [0, 1], C = 1 or 3, any device"),
             layout: d.optional("layout", "the edit's layout: images ordered target, then sample, then step"),
+            beside: d.optional("beside", "another edit of the same pictures, drawn to the right of each target's grid"),
+            beside_layout: d.optional("beside_layout", "the layout of `beside` (same targets and samples)"),
             file: d.path(
                 "file",
                 "grid.png",
@@ -67,11 +72,17 @@ impl Declared for SaveGrid {
             }
             Some(layout) => {
                 grid::check_layout(&layout, batch.n).map_err(|m| NodeError::input(self.layout.name(), m))?;
+                let beside = self.beside(io, &layout)?;
                 let total = layout.targets.len() as u64;
                 for (k, target) in layout.targets.iter().enumerate() {
                     ctx.check_cancelled()?;
                     ctx.progress(k as u64, total, target);
-                    let img = grid::target_grid(&batch, &layout, k, style).map_err(bad_images)?;
+                    let mut img = grid::target_grid(&batch, &layout, k, style).map_err(bad_images)?;
+                    if let Some((other, other_layout)) = &beside {
+                        let j = other_layout.targets.iter().position(|t| t == target).unwrap_or(k);
+                        let right = grid::target_grid(other, other_layout, j, style).map_err(bad_images)?;
+                        img = grid::side_by_side(&img, &right, 4 * style.padding.max(2));
+                    }
                     let bytes = grid::png_bytes(&img).map_err(NodeError::internal)?;
                     // Each target's file passes the policy too (it could be a link beside the grid file).
                     let target_rel = target_path(Path::new(&rel), target);
@@ -83,6 +94,34 @@ impl Declared for SaveGrid {
         }
         io.write(&self.files, written.join("\n"));
         Ok(())
+    }
+}
+
+impl SaveGrid {
+    /// The second edit to draw beside the first, checked: both inputs or neither, the same targets and samples.
+    fn beside(&self, io: &NodeIo<'_>, layout: &EditLayout) -> NodeResult<Option<(grid::ImageBatch, EditLayout)>> {
+        let (images, other) = match (io.read(&self.beside)?, io.read(&self.beside_layout)?) {
+            (None, None) => return Ok(None),
+            (Some(Images(t)), Some(l)) => (t, l),
+            (Some(_), None) => return Err(NodeError::input(self.beside_layout.name(), "give the layout of `beside`")),
+            (None, Some(_)) => {
+                return Err(NodeError::input(self.beside.name(), "give the images `beside_layout` orders"))
+            }
+        };
+        let batch = grid::ImageBatch::from_tensor(&images).map_err(|m| NodeError::input(self.beside.name(), m))?;
+        grid::check_layout(&other, batch.n).map_err(|m| NodeError::input(self.beside_layout.name(), m))?;
+        let mut a = layout.targets.clone();
+        let mut b = other.targets.clone();
+        a.sort();
+        b.sort();
+        if a != b || other.samples != layout.samples {
+            let m = format!(
+                "edits {} pictures toward {:?}, but `layout` {} toward {:?}: draw two edits of the same pictures",
+                other.samples, other.targets, layout.samples, layout.targets
+            );
+            return Err(NodeError::input(self.beside_layout.name(), m));
+        }
+        Ok(Some((batch, other)))
     }
 }
 
