@@ -195,11 +195,16 @@ fn truncation_pulls_w_codes_toward_the_average_w() {
 /// Fit in W+ on the StyleGAN-shaped fixture, edit 10 fresh W+ codes toward every class, render them in W+ and
 /// re-label them.
 fn wplus_pipeline(gen: &str, clf: &str) -> G {
+    pipeline_in(gen, clf, "wplus")
+}
+
+/// The fit, edit and render chain with every Generator in `space`.
+fn pipeline_in(gen: &str, clf: &str, space: &str) -> G {
     toy_fit(gen, clf, 3000, json!({"steps": 60, "rank": 2}), json!({"steps": 60, "samples": 8, "lr": 0.01}))
-        .set("sample", "space", json!("wplus"))
-        .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "space": "wplus"}))
+        .set("sample", "space", json!(space))
+        .node("fresh", "subspace.generator", json!({"model": gen, "count": 10, "seed": 99, "space": space}))
         .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3}))
-        .node("render", "subspace.generator", json!({"model": gen, "space": "wplus"}))
+        .node("render", "subspace.generator", json!({"model": gen, "space": space}))
         .node("judge", "subspace.classifier", json!({"model": clf}))
         .link("fresh.codes", "edit.codes")
         .link("gmm.mixture", "edit.mixture")
@@ -213,16 +218,23 @@ fn wplus_pipeline(gen: &str, clf: &str) -> G {
 }
 
 #[test]
-fn fit_edit_and_render_in_wplus_end_to_end() {
+fn fit_edit_and_render_in_w_and_wplus_end_to_end() {
     let (dir, gen, clf) = world();
     let e = evaluator(product_registry());
-    let r = run_at(&e, dir.path(), &wplus_pipeline(&gen, &clf));
-    assert!(r.ok(), "{:#?}", r.status);
-    let gauss = text(&r, "gauss", "report");
-    assert!(gauss["min_auc"].as_f64().unwrap() >= 0.85, "held-out AUC in W+: {gauss}");
-    let edited = tensor(&r, "edit", "codes");
-    assert_eq!(edited.size(), [4 * 10 * 3, NUM_WS * W_DIM], "edits are not W+ codes");
-    assert_eq!(tensor(&r, "render", "images").size(), [120, 3, SIDE, SIDE]);
+    for (space, width) in [("w", W_DIM), ("wplus", NUM_WS * W_DIM)] {
+        let r = run_at(&e, dir.path(), &pipeline_in(&gen, &clf, space));
+        assert!(r.ok(), "{space}: {:#?}", r.status);
+        check_edits(&r, space, width);
+    }
+}
+
+/// The fit separates the classes, the edits are codes of the space's width, and every edit reaches its class.
+fn check_edits(r: &subspace_host::RunReport, space: &str, width: i64) {
+    let gauss = text(r, "gauss", "report");
+    assert!(gauss["min_auc"].as_f64().unwrap() >= 0.85, "held-out AUC in {space}: {gauss}");
+    let edited = tensor(r, "edit", "codes");
+    assert_eq!(edited.size(), [4 * 10 * 3, width], "edits are not {space} codes");
+    assert_eq!(tensor(r, "render", "images").size(), [120, 3, SIDE, SIDE]);
     let layout = match r.output("edit", "layout") {
         Some(v) => EditLayout::from_value("layout", v).unwrap(),
         None => panic!("{:?}", r.status),
@@ -237,8 +249,29 @@ fn fit_edit_and_render_in_wplus_end_to_end() {
             rows.select(1, 0).select(1, col).mean(Kind::Float).double_value(&[]),
             rows.select(1, t - 1).select(1, col).mean(Kind::Float).double_value(&[]),
         );
-        assert!(after >= 0.7 && after > before, "edit toward {name} in W+: {before:.3} -> {after:.3}");
+        assert!(after >= 0.7 && after > before, "edit toward {name} in {space}: {before:.3} -> {after:.3}");
     }
+}
+
+/// A fit on W+ codes refit from the disk cache: the sampling node is a disk hit, and the W+ generator GMMFit
+/// renders through is re-created in W+ (a z handle would refuse the 32-wide samples).
+#[test]
+fn a_refit_from_the_disk_cache_renders_through_the_wplus_generator() {
+    let (dir, gen, clf) = world();
+    let cache = tempfile::tempdir().unwrap();
+    let disk = || {
+        let mut e = evaluator(product_registry());
+        e.set_disk_cache(Some(subspace_host::DiskCache::open(cache.path(), 1 << 30).unwrap()));
+        e
+    };
+    let first = run_at(&disk(), dir.path(), &wplus_pipeline(&gen, &clf));
+    assert!(first.ok(), "{:#?}", first.status);
+    let refit = wplus_pipeline(&gen, &clf).set("gmm", "steps", json!(61));
+    let second = run_at(&disk(), dir.path(), &refit);
+    assert!(second.ok(), "{:#?}", second.status);
+    assert!(second.from_disk.contains("sample"), "sampling was not a disk hit: {:?}", second.from_disk);
+    assert!(matches!(second.status["gmm"], NodeStatus::Ran { .. }), "{:?}", second.status["gmm"]);
+    check_edits(&second, "wplus", NUM_WS * W_DIM);
 }
 
 fn errors_of(g: &G) -> Vec<ValidationError> {
