@@ -49,6 +49,16 @@ demo: build
 compare: build
 	$(RELEASE)/subspace run examples/presets/compare.json --out $(OUT)/compare
 
+# Editing your own pictures, measured with ground truth (docs/EVALUATION.md): faces of the procedural renderer
+# (seeds from 5,000,000; the generator trained on renders of random 64-bit seeds) are inverted, checked against their
+# labels and edited with the mixture `make demo` saved, beside sampled codes.
+.PHONY: invert-eval
+INVERT_COUNT ?= 64
+invert-eval: build
+	$(RELEASE)/world render --count $(INVERT_COUNT) --seed 5000000 --out $(OUT)/invert-eval/faces
+	$(RELEASE)/subspace run examples/presets/invert-eval.json --out $(OUT)/invert-eval \
+		--param folder=$(OUT)/invert-eval/faces --param truth=$(OUT)/invert-eval/faces/labels.csv --param mixture=$(OUT)/mixture
+
 # Speed and memory (docs/PERFORMANCE.md); the slider-latency section reads the mixture `make demo` saved. The
 # scikit-learn comparison runs with the libtorch venv's Python, into which scikit-learn is installed once.
 bench: build
