@@ -334,13 +334,15 @@ fn absurd_sizes_are_errors_naming_the_key_and_the_process_survives() {
 fn a_sidecar_that_disagrees_with_its_model_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let e = evaluator(product_registry());
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 6] = [
+    let cases: [(&str, fn(&mut serde_json::Value), &str); 7] = [
         ("dim", |m| m["latent"]["dim"] = json!(4), "latent.dim"),
         ("size", |m| m["output"]["height"] = json!(16), "output.height is 16 but the model renders 8"),
         ("channels", |m| m["output"]["channels"] = json!(1), "output.channels is 1 but the model renders 3"),
         ("scale", |m| m["output"]["range"] = json!([0.0, 0.01]), "output.range"),
         ("misspelt", |m| m["lantent"] = m["latent"].take(), "unknown field `lantent`"),
         ("uniforn", |m| m["latent"]["distribution"] = json!("uniforn"), "latent.distribution"),
+        // A misspelt optional key is refused, not replaced by its default (N(0, I) sampled instead of uniform).
+        ("distrbution", |m| m["latent"]["distrbution"] = json!("uniform"), "unknown field `distrbution`"),
     ];
     for (name, edit, needle) in cases {
         let gen = toy::generator_sized(dir.path(), name, 8, [3, 8, 8]);
