@@ -267,3 +267,141 @@ fn loading_refuses_broken_mixtures_naming_the_file_and_tensor() {
     let NodeStatus::Failed { error } = &r.status["load"] else { panic!("older file accepted: {:?}", r.status) };
     assert!(error.message.contains("older.safetensors") && error.message.contains("log_sd"), "{}", error.message);
 }
+
+/// A text value's text.
+fn text_of(v: &Value) -> &str {
+    match v {
+        Value::Text(t) => t.as_str(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+/// Paths in graphs (docs/GRAPH_FORMAT.md, "Paths"): Save fit's default and Load mixture's default name the same
+/// file in the run's output folder, whatever the working directory.
+#[test]
+fn save_fit_and_load_mixture_round_trip_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let out = dir.path().join("run");
+    let fit = toy_fit(&gen, &clf, 200, json!({"steps": 1, "rank": 1}), json!({"steps": 1, "samples": 0}))
+        .node("save", "subspace.save_fit", json!({}))
+        .link("gmm.mixture", "save.fit")
+        .out("save.file")
+        .out("gmm.mixture");
+    let e = evaluator(product_registry());
+    let saved = run_at(&e, &out, &fit);
+    assert!(saved.ok(), "{:#?}", saved.status);
+    let load = G::new().node("load", "subspace.load_mixture", json!({})).out("load.mixture");
+    let plan = load.plan(&e.registry);
+    let file = plan.nodes[0].params.iter().find(|p| p.name.as_str() == "file").unwrap();
+    assert_eq!(text_of(&file.value), "$out/mixture", "resolved when the run starts, not at validation");
+    let r = run_at(&e, &out, &load);
+    let (Some(Value::Bundle(a)), Some(Value::Bundle(b))) =
+        (saved.output("gmm", "mixture"), r.output("load", "mixture"))
+    else {
+        panic!("{:#?}", r.status)
+    };
+    assert!(a.get("mu").unwrap().allclose(&b.get("mu").unwrap(), 0.0, 0.0, false), "another mixture was loaded");
+    // Another output folder holds no mixture: the node says which file it looked for.
+    let elsewhere = run_at(&e, &dir.path().join("other"), &load);
+    let Some(NodeStatus::Failed { error }) = elsewhere.status.get("load") else { panic!("{:#?}", elsewhere.status) };
+    assert!(error.message.contains(&dir.path().join("other/mixture").display().to_string()), "{}", error.message);
+}
+
+/// Relative model and mixture paths in a graph file are read against the file's folder, not the working
+/// directory; a missing one is reported by validation, naming node, parameter and the resolved path.
+#[test]
+fn relative_input_paths_follow_the_graph_file_and_missing_ones_fail_validation() {
+    use subspace_host::{validate_with, Graph, PresetSearch, Problem};
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    toy::generator(&models);
+    let graphs = dir.path().join("graphs");
+    std::fs::create_dir_all(&graphs).unwrap();
+    let write = |name: &str, g: &G| {
+        let path = graphs.join(name);
+        std::fs::write(&path, serde_json::to_string(&g.0).unwrap()).unwrap();
+        path
+    };
+    let registry = product_registry();
+    let sample = G::new().node("g", "subspace.generator", json!({"model": "../models/gen.pt", "count": 3}));
+    let file = write("sample.json", &sample.clone().out("g.codes"));
+    let plan = validate_with(&Graph::load(&file).unwrap(), &registry, &PresetSearch::for_file(&file, vec![]))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let model = text_of(&plan.nodes[0].params.iter().find(|p| p.name.as_str() == "model").unwrap().value);
+    assert_eq!(Path::new(model), models.join("gen.pt").as_path());
+    let r = evaluator(registry.clone()).run(&plan, &subspace_host::RunOptions::default());
+    assert!(r.ok(), "{:#?}", r.status);
+
+    // Missing files: the generator's model and the mixture (a stem: no mixture.* beside it either).
+    let broken = sample
+        .clone()
+        .set("g", "model", json!("gen-missing.pt"))
+        .node("load", "subspace.load_mixture", json!({"file": "fits/mixture"}))
+        .node("unused", "subspace.load_mixture", json!({"file": "not-needed"}))
+        .out("g.codes")
+        .out("load.mixture");
+    let file = write("broken.json", &broken);
+    let errors = validate_with(&Graph::load(&file).unwrap(), &registry, &PresetSearch::for_file(&file, vec![]))
+        .err()
+        .expect("missing files pass validation");
+    let missing: Vec<(String, String, String)> = errors
+        .iter()
+        .filter(|e| e.problem == Problem::MissingFile)
+        .map(|e| (e.node.clone().unwrap(), e.location.clone().unwrap(), e.message.clone()))
+        .collect();
+    assert_eq!(missing.len(), 2, "{errors:#?}");
+    assert_eq!((missing[0].0.as_str(), missing[0].1.as_str()), ("g", "model"));
+    assert!(missing[0].2.contains(&graphs.join("gen-missing.pt").display().to_string()), "{}", missing[0].2);
+    assert_eq!((missing[1].0.as_str(), missing[1].1.as_str()), ("load", "file"));
+    assert!(missing[1].2.contains(&graphs.join("fits/mixture").display().to_string()), "{}", missing[1].2);
+    // Once the mixture is there under its stem, only the model is missing.
+    std::fs::create_dir_all(graphs.join("fits")).unwrap();
+    std::fs::write(graphs.join("fits/mixture.safetensors"), b"").unwrap();
+    let errors =
+        validate_with(&Graph::load(&file).unwrap(), &registry, &PresetSearch::for_file(&file, vec![])).err().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+}
+
+/// A path given on the command line (`--param`, `--set`) is read against the working directory, where it was
+/// typed; a preset's own paths against the preset's folder.
+#[test]
+fn command_line_paths_follow_the_working_directory_and_preset_paths_their_file() {
+    use subspace_host::{preset, validate_with, Graph, PresetSearch};
+    let dir = tempfile::tempdir().unwrap();
+    toy::generator(dir.path());
+    let presets = dir.path().join("presets");
+    std::fs::create_dir_all(&presets).unwrap();
+    let inner = json!({"version": 1,
+        "params": [{"name": "model", "target": "g.model"}],
+        "nodes": [{"id": "g", "type": "subspace.generator", "params": {"model": "../gen.pt", "count": 2}}],
+        "outputs": ["g.codes"]});
+    std::fs::write(presets.join("sample.json"), inner.to_string()).unwrap();
+    let outer = presets.join("outer.json");
+    let outer_json = json!({"version": 1, "nodes": [{"id": "s", "type": "preset:sample"}], "outputs": ["s"]});
+    std::fs::write(&outer, outer_json.to_string()).unwrap();
+    let registry = product_registry();
+    let search = PresetSearch::for_file(&outer, vec![]);
+    let model_of = |plan: &subspace_host::Plan| {
+        let p = plan.nodes[0].params.iter().find(|p| p.name.as_str() == "model").unwrap();
+        PathBuf::from(text_of(&p.value))
+    };
+    let plan = validate_with(&Graph::load(&outer).unwrap(), &registry, &search).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(model_of(&plan), dir.path().join("gen.pt"), "the preset's own path, against its folder");
+
+    let file = presets.join("sample.json");
+    let mut g = Graph::load(&file).unwrap();
+    preset::set_param(&mut g, "model=typed/gen.pt", &registry, &PresetSearch::for_file(&file, vec![])).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(g.nodes[0].params["model"], json!(cwd.join("typed/gen.pt").display().to_string()));
+    let mut g = Graph::load(&file).unwrap();
+    g.set_param("g.model=typed/other.pt").unwrap();
+    preset::anchor_set(&mut g, "g.model=typed/other.pt", &registry, &PresetSearch::for_file(&file, vec![]));
+    assert_eq!(g.nodes[0].params["model"], json!(cwd.join("typed/other.pt").display().to_string()));
+    // Shipped models and the output folder are left for the node and the run.
+    g.set_param("g.model=default/generator.pt").unwrap();
+    preset::anchor_set(&mut g, "g.model=default/generator.pt", &registry, &PresetSearch::for_file(&file, vec![]));
+    assert_eq!(g.nodes[0].params["model"], json!("default/generator.pt"));
+}

@@ -247,6 +247,8 @@ impl Evaluator {
     /// Runs `plan`: only what its requested outputs need, re-using the cache.
     pub fn run(&self, plan: &Plan, opts: &RunOptions) -> RunReport {
         let started = Instant::now();
+        // `$out/...` input paths name this run's output folder (before keys: the key holds the path read).
+        let plan = &*crate::paths::with_out_dir(plan, &opts.out_dir);
         let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         let keys = self.keys(plan, run);
         let emit = |e: Event| {

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod disk_cache;
 pub mod exec;
 pub mod graph;
+pub mod paths;
 pub mod plugins;
 pub mod preset;
 pub mod report;

@@ -269,6 +269,7 @@ fn try_main() -> Result<()> {
             }
             for s in set {
                 g.set_param(s)?;
+                preset::anchor_set(&mut g, s, &registry, &search);
             }
             let plan = match validate_with(&g, &registry, &search) {
                 Ok(p) => p,

@@ -233,14 +233,44 @@ pub fn exposed_spec(
     Ok(spec)
 }
 
-/// Checks `value` against exposed parameter `p` of `g` and writes it into every target.
-fn assign(
+/// Whether target `node.param` of `g` is, through any nested presets, a parameter its node reads as a path.
+fn target_reads_path(g: &Graph, target: &str, registry: &Registry, search: &PresetSearch, depth: usize) -> bool {
+    let Some((node, param)) = split_endpoint(target) else { return false };
+    let Some(n) = g.node(node) else { return false };
+    let Some(name) = n.node_type.strip_prefix(PRESET_PREFIX) else {
+        return registry.node(&n.node_type).is_some_and(|nt| crate::paths::reads_path(nt, param));
+    };
+    let (Ok(path), true) = (search.find(name), depth < MAX_DEPTH) else { return false };
+    let Ok(inner) = Graph::load(&path) else { return false };
+    let Some(p) = inner.params.iter().find(|p| p.name == param) else { return false };
+    p.target.0.iter().any(|t| target_reads_path(&inner, t, registry, &search.inside(&path), depth + 1))
+}
+
+/// Resolves the input paths of `g`'s plugin nodes against `g`'s folder (`base`), as [`crate::paths::anchor`] says.
+fn anchor_nodes(g: &mut Graph, base: Option<&Path>, registry: &Registry) {
+    for n in &mut g.nodes {
+        let Some(nt) = registry.node(&n.node_type) else { continue };
+        for (param, value) in n.params.iter_mut() {
+            if let (Json::String(s), true) = (&*value, crate::paths::reads_path(nt, param)) {
+                if let Some(abs) = crate::paths::anchor(s, base) {
+                    *value = Json::String(abs);
+                }
+            }
+        }
+    }
+}
+
+/// Checks `value` against exposed parameter `p` of `g` and writes it into every target; a target that reads a
+/// path gets it resolved against `base`, the folder of the graph the value is written in (None: the working
+/// directory).
+fn assign_from(
     g: &mut Graph,
     p: &ExposedParam,
     value: &Json,
     registry: &Registry,
     search: &PresetSearch,
     depth: usize,
+    base: Option<&Path>,
 ) -> Result<(), String> {
     let spec = exposed_spec(g, p, registry, search, depth)?;
     if let Err(e) = param_value(&spec, value) {
@@ -249,15 +279,24 @@ fn assign(
     }
     for t in &p.target.0 {
         let (node, param) = split_endpoint(t).ok_or("bad target")?;
+        let mut value = value.clone();
+        if let Json::String(s) = &value {
+            if target_reads_path(g, t, registry, search, depth) {
+                if let Some(abs) = crate::paths::anchor(s, base) {
+                    value = Json::String(abs);
+                }
+            }
+        }
         if let Some(n) = g.nodes.iter_mut().find(|n| n.id == node) {
-            n.params.insert(param.to_string(), value.clone());
+            n.params.insert(param.to_string(), value);
         }
     }
     Ok(())
 }
 
 /// Applies `--param name=value` (value read as JSON, else as text) to preset graph `g`. The error names the
-/// parameter and its allowed values, or lists the parameters there are.
+/// parameter and its allowed values, or lists the parameters there are. A path it gives for a node to read is
+/// read against the working directory, where it was typed.
 pub fn set_param(g: &mut Graph, assignment: &str, registry: &Registry, search: &PresetSearch) -> Result<(), String> {
     let (name, value) =
         assignment.split_once('=').ok_or_else(|| format!("--param '{assignment}': expected name=value"))?;
@@ -269,7 +308,22 @@ pub fn set_param(g: &mut Graph, assignment: &str, registry: &Registry, search: &
         });
     };
     let value = serde_json::from_str(value).unwrap_or_else(|_| Json::String(value.to_string()));
-    assign(g, &p, &value, registry, search, 0).map_err(|e| format!("--param {assignment}: {e}"))
+    assign_from(g, &p, &value, registry, search, 0, None).map_err(|e| format!("--param {assignment}: {e}"))
+}
+
+/// After `--set node.param=value` was applied to `g`: a path the value gives for a node to read is read against
+/// the working directory, where it was typed (as [`set_param`]'s).
+pub fn anchor_set(g: &mut Graph, assignment: &str, registry: &Registry, search: &PresetSearch) {
+    let Some((target, _)) = assignment.split_once('=') else { return };
+    if !target_reads_path(g, target, registry, search, 0) {
+        return;
+    }
+    let Some((node, param)) = split_endpoint(target) else { return };
+    if let Some(v) = g.nodes.iter_mut().find(|n| n.id == node).and_then(|n| n.params.get_mut(param)) {
+        if let Some(abs) = v.as_str().and_then(|s| crate::paths::anchor(s, None)) {
+            *v = Json::String(abs);
+        }
+    }
 }
 
 /// How a preset node looks from outside, in the expanded graph's ids.
@@ -493,13 +547,17 @@ impl Expanded {
             }
         };
         let inner_search = search.inside(&path);
+        // Paths the preset's own nodes read are written relative to its folder; the values given to it here,
+        // relative to the folder of the graph using it.
+        anchor_nodes(&mut inner, inner_search.near.as_deref(), registry);
         for (key, value) in &n.params {
             let Some(p) = inner.params.iter().find(|p| &p.name == key).cloned() else {
                 let msg = format!("preset '{name}' has no parameter '{key}' (its parameters: {})", names(&inner));
                 self.errors.push(verr(Problem::UnknownParam, Some(id), Some(key), msg));
                 continue;
             };
-            if let Err(m) = assign(&mut inner, &p, value, registry, &inner_search, stack.len()) {
+            let outer = search.near.as_deref();
+            if let Err(m) = assign_from(&mut inner, &p, value, registry, &inner_search, stack.len(), outer) {
                 self.errors.push(verr(Problem::BadParam, Some(id), Some(key), format!("preset '{name}': {m}")));
             }
         }

@@ -32,6 +32,8 @@ pub enum Problem {
     BadPreset,
     /// A node whose inputs come from two latent spaces (z, W, W+), or from another space than its `space`.
     SpaceMismatch,
+    /// A path a needed node reads names no file or folder ([`crate::paths`]).
+    MissingFile,
 }
 
 /// One validation error.
@@ -244,8 +246,15 @@ pub fn validate(graph: &Graph, registry: &Registry) -> Result<Plan, Vec<Validati
     validate_with(graph, registry, &PresetSearch::standard())
 }
 
-/// Validates `graph` against `registry`, looking up `preset:NAME` nodes with `presets`.
+/// Validates `graph` against `registry`, looking up `preset:NAME` nodes with `presets`. Paths its nodes read are
+/// resolved against the graph file's folder (`presets.near`; the working directory without one) and must exist
+/// ([`crate::paths`]).
 pub fn validate_with(graph: &Graph, registry: &Registry, presets: &PresetSearch) -> Result<Plan, Vec<ValidationError>> {
+    crate::paths::anchor_plan(validate_graph(graph, registry, presets)?, presets.near.as_deref())
+}
+
+/// [`validate_with`] before paths are resolved.
+fn validate_graph(graph: &Graph, registry: &Registry, presets: &PresetSearch) -> Result<Plan, Vec<ValidationError>> {
     if !graph.uses_presets() {
         return validate_flat(graph, registry);
     }

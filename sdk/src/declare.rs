@@ -262,9 +262,21 @@ impl Declare {
     pub fn text(&mut self, name: &'static str, default: &str, doc: &str) -> Param<String> {
         self.param(name, ParamSpec::text(name, default, doc))
     }
-    /// A file or folder path (text a UI may offer a picker for). Files a node writes go through
-    /// [`crate::files::output_param`].
+    /// A file or folder path the node writes (text a UI may offer a picker for), passed on as written: the node
+    /// resolves it under the run's output folder with [`crate::files::output_param`].
     pub fn path(&mut self, name: &'static str, default: &str, doc: &str) -> Param<String> {
+        self.param(name, ParamSpec::path(name, default, doc))
+    }
+    /// A file or folder path the node reads. The host resolves a relative value before the node runs (against the
+    /// folder of the graph file it is written in; `$out/...` in the run's output folder; `default/...` is left to
+    /// the node) and `subspace validate` reports one that names nothing, so the node gets a path it can open.
+    pub fn input_path(&mut self, name: &'static str, default: &str, doc: &str) -> Param<String> {
+        let index = self.descriptor.params.len();
+        if index >= 64 - crate::module::flags::READS_PATH as usize {
+            self.problems.push(format!("input path '{name}' is parameter {index}; only the first 56 can be"));
+        } else {
+            self.flags |= 1u64 << (crate::module::flags::READS_PATH as usize + index);
+        }
         self.param(name, ParamSpec::path(name, default, doc))
     }
     /// One of the values of enum `C`.
@@ -553,6 +565,35 @@ mod tests {
         assert_eq!(DeclaredNode::<Twice>::default().flags(), 0);
         let both = DeclaredNode::<Kept<true>>::default().problems();
         assert_eq!(both, vec!["declared both volatile and cacheable".to_string()]);
+    }
+
+    struct Reads;
+    impl Declared for Reads {
+        const INFO: NodeInfo = NodeInfo { id: "t.reads", version: "1.0.0", name: "Reads", category: "T", doc: "" };
+        fn declare(d: &mut Declare) -> Self {
+            d.cacheable();
+            d.int("n", 1, 0..=2, "");
+            d.input_path("model", "m.pt", "");
+            d.path("file", "out.png", "");
+            d.input_path("table", "t.csv", "");
+            Reads
+        }
+        fn run(&self, _: &mut NodeIo<'_>, _: &Ctx<'_, '_>) -> NodeResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn input_paths_are_told_from_written_paths_by_flag_bits() {
+        use crate::module::flags::{reads_path, CACHEABLE};
+        let n = DeclaredNode::<Reads>::default();
+        assert!(n.problems().is_empty(), "{:?}", n.problems());
+        let f = n.flags();
+        assert_ne!(f & CACHEABLE, 0);
+        let reads: Vec<bool> = (0..5).map(|i| reads_path(f, i)).collect();
+        assert_eq!(reads, vec![false, true, false, true, false]);
+        assert!(matches!(n.descriptor().params[1].kind, crate::ParamKind::Path));
+        assert!(!reads_path(u64::MAX, 56) && reads_path(u64::MAX, 55));
     }
 
     #[test]

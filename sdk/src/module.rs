@@ -21,6 +21,16 @@ pub mod flags {
     /// The node's outputs depend only on its inputs, its parameters and the files those name: the host may keep
     /// them on disk across runs (see [`crate::declare::Declare::cacheable`]).
     pub const CACHEABLE: u64 = 1;
+    /// Bit of the first parameter: parameter `i` (in declaration order, `i < 56`) is a file or folder the node
+    /// reads ([`crate::declare::Declare::input_path`]) when bit `READS_PATH + i` is set. The host resolves such a
+    /// value before the node sees it (docs/GRAPH_FORMAT.md, "Paths"); other parameters, and every parameter of a
+    /// plugin built before this bit, reach the node as written.
+    pub const READS_PATH: u32 = 8;
+
+    /// Whether `flags` mark parameter `index` as a path the node reads.
+    pub fn reads_path(flags: u64, index: usize) -> bool {
+        index < (64 - READS_PATH as usize) && flags & (1u64 << (READS_PATH as usize + index)) != 0
+    }
 }
 
 /// What a plugin was built against. The host refuses a plugin whose SDK major, libtorch version or C++ ABI

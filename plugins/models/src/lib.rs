@@ -73,7 +73,7 @@ impl Declared for GeneratorNode {
         d.cacheable();
         GeneratorNode {
             codes: d.optional("codes", "codes to render instead of sampling (e.g. edited codes)"),
-            model: d.path(
+            model: d.input_path(
                 "model",
                 "default/generator.pt",
                 "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it",
@@ -206,7 +206,7 @@ impl Declared for ClassifierNode {
         d.cacheable();
         ClassifierNode {
             images: d.input("images", "images in [0, 1]; resized to the classifier's input size"),
-            model: d.path(
+            model: d.input_path(
                 "model",
                 "default/classifier-fit.pt",
                 "TorchScript file; default/... is the shipped world; a .json sidecar sits beside it",

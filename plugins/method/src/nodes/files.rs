@@ -64,16 +64,23 @@ pub(crate) struct LoadMixture {
 impl Declared for LoadMixture {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.load_mixture",
-        version: "1.0.0",
+        // 1.1: `file` is an input path (the host resolves it: docs/GRAPH_FORMAT.md, "Paths"); its default names
+        // what Save fit's default writes in the run's output folder.
+        version: "1.1.0",
         name: "Load mixture",
         category: FILES,
         doc: "Loads a mixture saved by Save fit, checked (finite values, float dtypes, shapes that agree with \
-              its schema), so editing needs no refit.",
+              its schema), so editing needs no refit. The default reads what Save fit's default writes in the run's \
+              output folder.",
     };
 
     fn declare(d: &mut Declare) -> Self {
         LoadMixture {
-            file: d.path("file", "mixture", "file stem or .safetensors path"),
+            file: d.input_path(
+                "file",
+                "$out/mixture",
+                "file stem or .safetensors path (read, not written); $out/... is in the run's output folder",
+            ),
             mixture: d.output("mixture", "the mixture"),
         }
     }
