@@ -91,8 +91,11 @@ fn a_file_that_is_not_torchscript_is_a_clear_model_error() {
     assert_eq!(err.kind, ErrorKind::Model);
     assert!(err.message.contains("fake.pt") && err.message.contains("TorchScript"), "{}", err.message);
 
-    let missing = run(&evaluator(product_registry()), &sample("/nonexistent/gen.pt", 2, 0));
-    assert!(failure(&missing, "gen").message.contains("/nonexistent/gen.pt"));
+    // A missing file is found by validation, before anything runs (docs/GRAPH_FORMAT.md, "Paths").
+    let missing = subspace_host::validate(&sample("/nonexistent/gen.pt", 2, 0).0, &product_registry()).err().unwrap();
+    assert!(
+        missing[0].message.contains("/nonexistent/gen.pt") && missing[0].problem == subspace_host::Problem::MissingFile
+    );
 }
 
 #[test]
@@ -267,7 +270,6 @@ fn a_model_path_must_be_a_file_with_its_sidecar_beside_it() {
         (dir.path().display().to_string(), "is a folder"),
         (folder.display().to_string(), "is a folder"),
         (lone.display().to_string(), "no sidecar"),
-        (dir.path().join("missing.pt").display().to_string(), "does not exist"),
         (dir.path().join("gen.json").display().to_string(), "is a sidecar"),
         (String::new(), "empty"),
         ("default/no-such-model.pt".into(), "no shipped model"),
@@ -276,6 +278,10 @@ fn a_model_path_must_be_a_file_with_its_sidecar_beside_it() {
         let msg = param_failure(&run(&e, &sample(&path, 2, 0)), "gen", "model");
         assert!(msg.contains(&path) && msg.contains(needle), "{path}: {msg}");
     }
+    // A missing file is found by validation, before anything runs (docs/GRAPH_FORMAT.md, "Paths").
+    let path = dir.path().join("missing.pt").display().to_string();
+    let errors = subspace_host::validate(&sample(&path, 2, 0).0, &e.registry).err().unwrap();
+    assert!(errors[0].message.contains(&path) && errors[0].message.contains("does not exist"), "{errors:?}");
     assert!(run(&e, &sample(&gen, 2, 0)).ok());
 }
 
