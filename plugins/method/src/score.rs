@@ -43,10 +43,11 @@ pub fn score(
     let p = labels.to_kind(Kind::Double).view([nt, s, t, k]);
     let img = images.map(|i| {
         let size = i.size();
-        i.to_kind(Kind::Double).view([nt, s, t, size[1], size[2], size[3]])
+        // Float, as rendered: a double copy of every picture would cost twice the memory for no gain here.
+        i.to_kind(Kind::Float).view([nt, s, t, size[1], size[2], size[3]])
     });
     let ref_labels = reference.as_ref().map(|r| r.labels.to_kind(Kind::Double));
-    let ref_images = reference.as_ref().and_then(|r| r.images).map(|i| i.to_kind(Kind::Double));
+    let ref_images = reference.as_ref().and_then(|r| r.images).map(|i| i.to_kind(Kind::Float));
     let mut out = Vec::new();
     for (ti, name) in layout.targets.iter().enumerate() {
         let mut cols = Vec::new();
@@ -130,26 +131,38 @@ fn vec_of(t: &Tensor) -> Vec<f64> {
 }
 
 /// Structural similarity of each pair of pictures (N x C x H x W in [0, 1]): Wang et al. 2004 with an 11 x 11
-/// Gaussian window (sigma 1.5, smaller pictures use a window that fits), per channel, averaged over the map. N.
+/// Gaussian window (sigma 1.5, applied as two 1-D passes; smaller pictures use a window that fits), per channel,
+/// averaged over the map. N, double.
 pub fn ssim(a: &Tensor, b: &Tensor) -> Tensor {
     let size = a.size();
     let (c, h, w) = (size[1], size[2], size[3]);
     let side = 11.min(h).min(w);
     let side = if side % 2 == 0 { side - 1 } else { side }.max(1);
-    let g: Vec<f64> = (0..side)
+    let g: Vec<f32> = (0..side)
         .map(|i| {
-            let x = i as f64 - (side - 1) as f64 / 2.0;
+            let x = i as f32 - (side - 1) as f32 / 2.0;
             (-x * x / (2.0 * 1.5 * 1.5)).exp()
         })
         .collect();
-    let total: f64 = g.iter().sum();
-    let g = Tensor::from_slice(&g).to_device(a.device()) / total;
-    let window = g.unsqueeze(1).matmul(&g.unsqueeze(0)).view([1, 1, side, side]).repeat([c, 1, 1, 1]);
-    let filter = |x: &Tensor| x.conv2d(&window, None::<Tensor>, [1, 1], [0, 0], [1, 1], c);
-    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    let total: f32 = g.iter().sum();
+    let g = Tensor::from_slice(&g).to_device(a.device()) / f64::from(total);
+    let rows = g.view([1, 1, side, 1]).repeat([c, 1, 1, 1]);
+    let cols = g.view([1, 1, 1, side]).repeat([c, 1, 1, 1]);
+    let filter = |x: &Tensor| {
+        x.conv2d(&rows, None::<Tensor>, [1, 1], [0, 0], [1, 1], c).conv2d(
+            &cols,
+            None::<Tensor>,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            c,
+        )
+    };
+    let (a, b) = (a.to_kind(Kind::Float), b.to_kind(Kind::Float));
     let (ma, mb) = (filter(&a), filter(&b));
-    let (saa, sbb, sab) =
-        (filter(&(&a * &a)) - ma.square(), filter(&(&b * &b)) - mb.square(), filter(&(&a * &b)) - &ma * &mb);
+    let saa = filter(&(&a * &a)) - ma.square();
+    let sbb = filter(&(&b * &b)) - mb.square();
+    let sab = filter(&(&a * &b)) - &ma * &mb;
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
     let num = (&ma * &mb * 2.0 + c1) * (sab * 2.0 + c2);
     let den = (ma.square() + mb.square() + c1) * (saa + sbb + c2);
@@ -513,7 +526,7 @@ mod compare_tests {
         assert_eq!((a[1].success, b[1].success), (1.0, 1.0));
         assert!(a[1].leakage.abs() < 1e-9 && (b[1].leakage - 0.5).abs() < 1e-6, "{a:?} {b:?}");
         assert!(a[0].movement.unwrap() < 1e-9 && (b[0].movement.unwrap() - 0.1).abs() < 1e-5);
-        assert!((a[0].ssim.unwrap() - 1.0).abs() < 1e-9 && b[0].ssim.unwrap() < 0.999);
+        assert!((a[0].ssim.unwrap() - 1.0).abs() < 1e-5 && b[0].ssim.unwrap() < 0.999);
         let pics = honest[0].pictures.as_ref().unwrap();
         assert_eq!(pics.success, vec![vec![0.0, 0.0], vec![1.0, 1.0]]);
         assert!((pics.leakage[1][0] - 0.5).abs() < 1e-6);
@@ -523,13 +536,13 @@ mod compare_tests {
     fn ssim_is_one_for_identical_pictures_and_falls_with_noise() {
         let a = Tensor::rand([3, 3, 32, 32], (Kind::Float, subspace_sdk::tch::Device::Cpu));
         let same = ssim(&a, &a);
-        assert!(Vec::<f64>::try_from(same).unwrap().iter().all(|v| (v - 1.0).abs() < 1e-9));
+        assert!(Vec::<f64>::try_from(same).unwrap().iter().all(|v| (v - 1.0).abs() < 1e-5));
         let little = ssim(&a, &(&a + Tensor::randn_like(&a) * 0.02)).mean(Kind::Double).double_value(&[]);
         let much = ssim(&a, &(&a + Tensor::randn_like(&a) * 0.3)).mean(Kind::Double).double_value(&[]);
         assert!(1.0 > little && little > much, "{little} {much}");
         // Pictures smaller than the window use a window that fits.
         let tiny = Tensor::rand([1, 1, 4, 4], (Kind::Float, subspace_sdk::tch::Device::Cpu));
-        assert!((ssim(&tiny, &tiny).double_value(&[0]) - 1.0).abs() < 1e-9);
+        assert!((ssim(&tiny, &tiny).double_value(&[0]) - 1.0).abs() < 1e-5);
     }
 
     #[test]

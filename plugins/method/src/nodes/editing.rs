@@ -22,7 +22,7 @@ subspace_sdk::choice! {
         Auto = "auto",
         /// Each ratio solved from z.
         Solve = "solve",
-        /// a = 1 solved once; each ratio lies on the straight line from z to it.
+        /// The largest ratio (at least 1) solved once; each ratio lies on the straight line from z to it.
         Line = "line",
     }
 }
@@ -46,7 +46,7 @@ pub(crate) struct AttributeEdit {
 impl Declared for AttributeEdit {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.attribute_edit",
-        version: "2.0.0",
+        version: "2.1.0",
         name: "AttributeEdit",
         category: "Method: Editing",
         doc: "Edits first codes toward a mixture component: zs drawn from it (sampled or its mean), \
@@ -83,7 +83,8 @@ impl Declared for AttributeEdit {
                 "path",
                 RegionPath::Auto,
                 "region mode: solve each ratio from z (least movement for that ratio's target log-odds), or solve \
-                 a = 1 once and move along the straight line to it (continuous in a); auto: the line for two-class \
+                 the largest ratio (at least 1) once and move along the straight line to it (continuous and monotone \
+                 in a); auto: the line for two-class \
                  groups, solve otherwise",
             ),
             spread: d.float(
@@ -188,12 +189,14 @@ impl AttributeEdit {
             }
         }
         if !line_t.is_empty() {
-            // Solved once, at a = 1, for each target and sample; the ratio then moves along the straight line
-            // from z through that point, so the columns of a grid change continuously with a.
+            // Solved once, at the largest ratio (at least 1), for each target and sample; each ratio then lies on
+            // the straight line from z to that point, so the columns of a grid change continuously with a and a
+            // ratio above 1 is solved rather than extrapolated past the target region.
+            let end = ratios.iter().copied().fold(1.0, f64::max);
             let sets = repeat(&line_t, n);
             let zz = z.repeat([line_t.len() as i64, 1]);
-            let x1 = edit::region(g, &zz, &sets, &vec![1.0; sets.len()], hold, 150);
-            let a: Vec<f32> = ratios.iter().map(|&r| r as f32).collect();
+            let x1 = edit::region(g, &zz, &sets, &vec![end; sets.len()], hold, 150);
+            let a: Vec<f32> = ratios.iter().map(|&r| (r / end) as f32).collect();
             let a = Tensor::from_slice(&a).to_device(z.device()).view([1, steps, 1]);
             let x = (zz.unsqueeze(1) + a * (x1 - &zz).unsqueeze(1)).reshape([-1, d]);
             for (i, &t) in line_t.iter().enumerate() {
