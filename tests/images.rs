@@ -67,10 +67,15 @@ fn load_images_refuses_bad_files_naming_them() {
     assert_eq!(err.kind, ErrorKind::Io);
     assert!(err.message.contains("notes.png is not a picture"), "{}", err.message);
 
+    // A missing folder is found by validation, before anything runs (the path is an input path).
     let missing = dir.path().join("no-such-folder");
-    let err = failure(&load(&missing), "load");
-    assert_eq!(err.location.as_ref().map(|l| l.as_str()), Some("path").into());
-    assert!(err.message.contains("no-such-folder does not exist"), "{}", err.message);
+    let g = G::new()
+        .node("load", "subspace.load_images", json!({"path": missing.to_str().unwrap(), "width": 16, "height": 16}))
+        .out("load");
+    let errors = subspace_host::validate(&g.0, &registry()).err().expect("a missing folder is refused");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].node.as_deref(), errors[0].location.as_deref()), (Some("load"), Some("path")));
+    assert!(errors[0].message.contains("no-such-folder, which does not exist"), "{}", errors[0].message);
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

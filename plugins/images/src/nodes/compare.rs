@@ -186,7 +186,11 @@ impl Declared for LabelAgreement {
         LabelAgreement {
             labels: d.input("labels", "labels of the pictures, one row per name"),
             names: d.input("names", "the pictures' file names, from Load images"),
-            truth: d.path("truth", "labels.csv", "CSV of true classes: file,<group>,<group>,... (read, not written)"),
+            truth: d.input_path(
+                "truth",
+                "labels.csv",
+                "CSV of true classes: file,<group>,<group>,... (read, not written)",
+            ),
             report: d.output("report", "JSON: agreement per group and per true class, and with every group at once"),
         }
     }

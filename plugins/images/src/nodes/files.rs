@@ -55,7 +55,7 @@ impl Declared for LoadImages {
     fn declare(d: &mut Declare) -> Self {
         LoadImages {
             generator: d.optional("generator", "the generator whose image size the pictures are brought to"),
-            path: d.path("path", "pictures", "a picture file, or a folder of them (read, not written)"),
+            path: d.input_path("path", "pictures", "a picture file, or a folder of them (read, not written)"),
             width: d.int("width", 0, 0..=8192, "picture width in pixels; 0: the generator's"),
             height: d.int("height", 0, 0..=8192, "picture height in pixels; 0: the generator's"),
             images: d.output("images", "the pictures, N x C x H x W in [0, 1]"),
