@@ -405,3 +405,38 @@ fn command_line_paths_follow_the_working_directory_and_preset_paths_their_file()
     preset::anchor_set(&mut g, "g.model=default/generator.pt", &registry, &PresetSearch::for_file(&file, vec![]));
     assert_eq!(g.nodes[0].params["model"], json!("default/generator.pt"));
 }
+
+/// A long-lived evaluator (the editor's session) loads a mixture again once its file is saved again, and keeps the
+/// loaded one while the file is unchanged.
+#[test]
+fn a_mixture_saved_again_is_loaded_again_by_the_same_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = toy::generator(dir.path()).display().to_string();
+    let clf = toy::classifier(dir.path()).display().to_string();
+    let out = dir.path().join("run");
+    let e = evaluator(product_registry());
+    let save = |seed: i64| {
+        let fit =
+            toy_fit(&gen, &clf, 200, json!({"steps": 3, "rank": 1, "seed": seed}), json!({"steps": 0, "samples": 0}))
+                .node("save", "subspace.save_fit", json!({}))
+                .link("gmm.mixture", "save.fit")
+                .out("save.file")
+                .out("gmm.mixture");
+        let r = run_at(&e, &out, &fit);
+        let Some(Value::Bundle(b)) = r.output("gmm", "mixture") else { panic!("{:#?}", r.status) };
+        b.get("mu").unwrap()
+    };
+    let load = G::new().node("load", "subspace.load_mixture", json!({})).out("load.mixture");
+    let loaded = |expect_ran: bool| {
+        let r = run_at(&e, &out, &load);
+        assert_eq!(r.ran() == ["load"], expect_ran, "{:#?}", r.status);
+        let Some(Value::Bundle(b)) = r.output("load", "mixture") else { panic!("{:#?}", r.status) };
+        b.get("mu").unwrap()
+    };
+    let first = save(1);
+    assert!(loaded(true).allclose(&first, 0.0, 0.0, false));
+    assert!(loaded(false).allclose(&first, 0.0, 0.0, false), "an unchanged file is read from the cache");
+    let second = save(2);
+    assert!(!second.allclose(&first, 0.0, 0.0, false), "the two fits should differ");
+    assert!(loaded(true).allclose(&second, 0.0, 0.0, false), "the stale mixture was kept");
+}

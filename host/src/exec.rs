@@ -161,7 +161,8 @@ impl Evaluator {
         keys
     }
 
-    /// Cache keys of every node of `plan` (nodes are listed with their inputs before them or not; keys recurse).
+    /// Cache keys of every node of `plan` (nodes are listed with their inputs before them or not; keys recurse). The
+    /// files a node reads count by their size and modification time ([`crate::paths::stamp`]).
     fn keys(&self, plan: &Plan, run: u64) -> Vec<Key> {
         let mut keys: Vec<Option<Key>> = vec![None; plan.nodes.len()];
         fn key_of(plan: &Plan, i: usize, device: DeviceSpec, run: u64, keys: &mut Vec<Option<Key>>) -> Key {
@@ -180,6 +181,16 @@ impl Evaluator {
                 h.update(b"=");
                 h.update(p.value.to_json().unwrap_or_default().to_string().as_bytes());
                 h.update(b"\0");
+                // A file the node reads, by its size and time too: a file saved again is read again (a long-lived
+                // session must not keep the mixture or model it loaded before).
+                if let Value::Text(t) = &p.value {
+                    if crate::paths::reads_path(&n.node_type, p.name.as_str()) {
+                        if let Some(stamp) = crate::paths::stamp(t.as_str()) {
+                            h.update(stamp.as_bytes());
+                            h.update(b"\0");
+                        }
+                    }
+                }
             }
             for (port, (src, src_port)) in &n.inputs {
                 let k = key_of(plan, *src, device, run, keys);
@@ -220,7 +231,7 @@ impl Evaluator {
             for p in &n.params {
                 let path = d.params.iter().any(|s| s.name == p.name && matches!(s.kind, ParamKind::Path));
                 if let (true, Value::Text(t)) = (path, &p.value) {
-                    if let Some(stamp) = file_stamp(t.as_str()) {
+                    if let Some(stamp) = crate::paths::stamp(t.as_str()) {
                         h.update(format!("\0{}\0{stamp}", p.name).as_bytes());
                     }
                 }
@@ -506,20 +517,6 @@ impl Evaluator {
 
 /// Versions the disk keys: bumped when what goes into them changes, so old entries are never read.
 const DISK_KEY_FORMAT: &[u8] = b"subspace disk cache key 1\0";
-
-/// Size and modification time (ns since the epoch) of the file `value` names, if it names one from here, with
-/// those of the `.json` beside it (a model's sidecar, docs/MODELS.md) when there is one.
-fn file_stamp(value: &str) -> Option<String> {
-    let stamp = |p: &std::path::Path| -> Option<String> {
-        let m = std::fs::metadata(p).ok().filter(|m| m.is_file())?;
-        let nanos = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
-        Some(format!("{}:{nanos}", m.len()))
-    };
-    let path = std::path::Path::new(value);
-    let sidecar = path.with_extension("json");
-    let beside = if sidecar != path { stamp(&sidecar).unwrap_or_default() } else { String::new() };
-    Some(format!("{}\0{beside}", stamp(path)?))
-}
 
 /// A disk hit's outputs: those present (all of them, unless model outputs were not needed).
 fn whole(slots: Vec<Slot>) -> Outputs {

@@ -125,6 +125,39 @@ fn names_something(path: &Path) -> bool {
     entries.flatten().any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
 }
 
+/// Size and modification time (ns since the epoch) of what `value` names from here: the file, with the `.json`
+/// beside it (a model's sidecar, docs/MODELS.md) when there is one; for a stem that names no file, every file it
+/// begins (`mixture` for `mixture.safetensors` and `mixture.json`). None when it names nothing.
+pub fn stamp(value: &str) -> Option<String> {
+    let one = |p: &Path| -> Option<String> {
+        let m = std::fs::metadata(p).ok().filter(|m| m.is_file())?;
+        let nanos = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        Some(format!("{}:{nanos}", m.len()))
+    };
+    let path = Path::new(value);
+    if let Some(file) = one(path) {
+        let sidecar = path.with_extension("json");
+        let beside = if sidecar != path { one(&sidecar).unwrap_or_default() } else { String::new() };
+        return Some(format!("{file}\0{beside}"));
+    }
+    let (dir, stem) = (path.parent()?, path.file_name()?.to_str()?);
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{stem}.");
+    let mut named: Vec<(String, String)> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            name.starts_with(&prefix).then(|| Some((name.clone(), one(&e.path())?))).flatten()
+        })
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    named.sort();
+    Some(named.into_iter().map(|(n, s)| format!("{n}={s}")).collect::<Vec<_>>().join("\0"))
+}
+
 /// `plan` with every `$out/...` input path in the run's output folder `out_dir`; borrowed when there is none.
 pub fn with_out_dir<'p>(plan: &'p Plan, out_dir: &Path) -> Cow<'p, Plan> {
     let hit = |n: &crate::validate::PlanNode| {
@@ -180,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stem_names_the_file_it_begins() {
+    fn a_stem_names_the_files_it_begins_and_is_stamped_by_them() {
         let dir = std::env::temp_dir().join(format!("subspace-paths-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("mixture.safetensors"), b"x").unwrap();
@@ -189,6 +222,13 @@ mod tests {
         assert!(names_something(&dir));
         assert!(!names_something(&dir.join("mix")));
         assert!(!names_something(&dir.join("other")));
+        // A stem's stamp follows the files it begins.
+        let before = stamp(&dir.join("mixture").display().to_string()).unwrap();
+        std::fs::write(dir.join("mixture.safetensors"), b"xy").unwrap();
+        let after = stamp(&dir.join("mixture").display().to_string()).unwrap();
+        assert_ne!(before, after);
+        assert!(after.starts_with("mixture.safetensors=2:"), "{after}");
+        assert_eq!(stamp(&dir.join("other").display().to_string()), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
