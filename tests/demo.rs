@@ -35,9 +35,19 @@ fn the_demo_preset_runs_end_to_end_on_the_default_world() {
     assert_eq!(classes.len(), 13, "{classes:?}");
     for class in &classes {
         let png = out.path().join(format!("edits/edit-{class}.png"));
-        let img = image::image_dimensions(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
-        let aspect = img.1 as f64 / img.0 as f64;
-        assert!((aspect - 32.0 / 6.0).abs() < 0.3, "{class}: expected 32 pictures by 6 ratios, got {img:?}");
+        let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display())).to_rgb8();
+        // The patent's edit (6 ratios) and the region edit (6 ratios) side by side, 32 pictures each.
+        let (w, h) = img.dimensions();
+        let aspect = h as f64 / w as f64;
+        assert!((aspect - 32.0 / 12.0).abs() < 0.15, "{class}: expected 32 pictures by 2 x 6 ratios, got {w} x {h}");
+        // The two edits share their a = 0 column (the same unedited picture) and differ at a = 1.
+        let half = (w - 8) / 2;
+        let cell = |x0: u32, x1: u32| -> Vec<u8> {
+            (0..h).flat_map(|y| (x0..x1).map(move |x| (x, y))).flat_map(|(x, y)| img.get_pixel(x, y).0).collect()
+        };
+        let (left_first, right_first) = (cell(0, half / 6), cell(half + 8, half + 8 + half / 6));
+        assert_eq!(left_first, right_first, "{class}: the a = 0 columns of the two edits should be the same pictures");
+        assert_ne!(cell(half - half / 6, half), cell(w - half / 6, w), "{class}: the two edits should differ at a = 1");
     }
     for f in [
         "mixture.safetensors",

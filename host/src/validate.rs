@@ -198,7 +198,8 @@ fn check_spaces(nodes: &[Option<PlanNode>]) -> Vec<ValidationError> {
                         name(&w.space),
                         w.from
                     ),
-                }),
+                    })
+                }
                 Some(_) => {}
                 None => node_space = Some(Spaced { space: got.space.clone(), from: got.from.clone() }),
             }

@@ -522,7 +522,7 @@ mod tests {
         // Mass 0.6 over 100 codes: ceil(100 / 0.6) = 167 codes, 67 more.
         let one = LabelSchema { groups: vec![binary("blue")].into() };
         let mut rows = vec![0.4f32, 0.6];
-        rows.extend(std::iter::repeat([1.0f32, 0.0]).take(99).flatten());
+        rows.extend(std::iter::repeat_n([1.0f32, 0.0], 99).flatten());
         let e = check_class_mass(&Tensor::from_slice(&rows).view([100, 2]), &one, 100).unwrap_err();
         assert!(e.message.contains("sample about 67 more codes") && !e.message.contains("never"), "{}", e.message);
         let even = Tensor::full([100, 2], 0.5, (Kind::Float, tch::Device::Cpu));

@@ -22,4 +22,13 @@ mod nodes {
 
 use nodes::{editing::*, evaluation::*, files::*, fitting::*};
 
-subspace_sdk::export_plugin!(SingleGaussFit, GmmFit, AttributeEdit, SaveFit, LoadMixture, EditScore, CompareEdits, MergeScores);
+subspace_sdk::export_plugin!(
+    SingleGaussFit,
+    GmmFit,
+    AttributeEdit,
+    SaveFit,
+    LoadMixture,
+    EditScore,
+    CompareEdits,
+    MergeScores
+);

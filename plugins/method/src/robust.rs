@@ -141,6 +141,9 @@ fn target_at(p: &PictureScores, ratios: &[f64], drawn: &[Vec<usize>], budgets: &
     acc.iter().map(|a| [a[0] / m, a[1] / m, a[2] / m]).collect()
 }
 
+/// One draw's statistic: `[method][group][budget]` = (success, leakage, SSIM).
+type Stat = Vec<Vec<Vec<[f64; 3]>>>;
+
 /// Checks that every report carries per-picture scores for the first report's targets, over the same pictures
 /// and replicates, and returns the pictures of each replicate.
 fn replicate_members(reports: &[EditScores]) -> Result<Vec<Vec<usize>>, String> {
@@ -194,8 +197,7 @@ pub fn compare(reports: &[EditScores], budgets: &[f64], opts: Options) -> Result
         .iter()
         .map(|r| first.targets.iter().filter_map(|t| r.targets.iter().find(|x| x.target == t.target)).collect())
         .collect();
-    // stat[method][group][budget] = (success, leakage, ssim) for one draw.
-    let stat = |drawn: &[Vec<usize>]| -> Vec<Vec<Vec<[f64; 3]>>> {
+    let stat = |drawn: &[Vec<usize>]| -> Stat {
         tables
             .iter()
             .map(|targets| {
@@ -238,8 +240,7 @@ pub fn compare(reports: &[EditScores], budgets: &[f64], opts: Options) -> Result
             stat(&drawn)
         })
         .collect();
-    let interval =
-        |f: &dyn Fn(&Vec<Vec<Vec<[f64; 3]>>>) -> f64| Interval::of(f(&estimate), draws.iter().map(f).collect());
+    let interval = |f: &dyn Fn(&Stat) -> f64| Interval::of(f(&estimate), draws.iter().map(f).collect());
     let mut out = Vec::new();
     for (gi, (group, list)) in groups.iter().enumerate() {
         for (k, &budget) in budgets.iter().enumerate() {
