@@ -15,6 +15,8 @@ use subspace_host::{validate, Evaluator, Graph, NodeStatus, Registry, RunOptions
 use subspace_sdk::DeviceSpec;
 use tch::{CModule, Kind, Tensor};
 
+mod fixture;
+
 #[derive(Parser)]
 #[command(about = "Measure Subspace's speed and memory on this machine.")]
 struct Args {
@@ -33,9 +35,17 @@ struct Args {
     /// Smaller sizes (a quick look, not the recorded figures).
     #[arg(long)]
     quick: bool,
-    /// Sections to run (comma-separated): sampling, fit, directions, sklearn, separability, edit, overhead, all.
+    /// Sections to run (comma-separated): sampling, fit, directions, sklearn, gmm-heavy, separability, edit,
+    /// overhead, all.
     #[arg(long, default_value = "all")]
     only: String,
+    /// `gmm-heavy`: codes sampled and labelled by the ResNet-18 fixture (default 20,000; 2,000 with --quick).
+    #[arg(long)]
+    heavy_codes: Option<i64>,
+    /// `gmm-heavy`: GMMFit settings to time, each `key=value,key=value` of GMMFit parameters over the presets'
+    /// (100 steps, 8 samples, lr 0.002), separated by `;` (default: the presets as they are).
+    #[arg(long, default_value = "")]
+    heavy_gmm: String,
     /// Python with scikit-learn for the `sklearn` section (the Makefile's bench target installs it into the
     /// libtorch venv and sets BENCH_PYTHON); without it the section is skipped.
     #[arg(long)]
@@ -264,6 +274,14 @@ fn main() -> Result<()> {
             }
             _ => md += "## Against scikit-learn\n\nSkipped: no Python with scikit-learn (set BENCH_PYTHON, or run `make bench`).\n\n",
         }
+    }
+
+    if want("gmm-heavy") {
+        let n = args.heavy_codes.unwrap_or(if args.quick { 2000 } else { 20000 });
+        let schema = gen_path.with_file_name("classifier-fit.json");
+        let (md_part, j) = gmm_heavy(&registry, device, n, &schema, &args.heavy_gmm)?;
+        md += &md_part;
+        report["gmm_heavy"] = j;
     }
 
     if want("separability") {
@@ -547,6 +565,72 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
     }
     md += "\n";
     Ok((n, md, rows.into()))
+}
+
+/// GMMFit with a classifier of realistic size: the ResNet-18 fixture at 128 px ([`fixture`]) labels `n` codes of
+/// the default generator, and GMMFit (the presets' settings, started from SingleGaussFit on the default fit
+/// classifier's labels, which a random classifier's labels cannot support) fits those codes and labels with the
+/// fixture in its render-relabel term. Each setting in `variants` (`;`-separated `key=value,...` over the presets)
+/// re-runs GMMFit alone on the same evaluator, sampling and labelling cached.
+fn gmm_heavy(
+    registry: &Arc<Registry>,
+    device: DeviceSpec,
+    n: i64,
+    schema: &std::path::Path,
+    variants: &str,
+) -> Result<(String, serde_json::Value)> {
+    let dir = std::env::temp_dir().join(format!("subspace-bench-fixture-{}", std::process::id()));
+    let (model, params) = fixture::write(&dir, schema)?;
+    let e = Evaluator::new(registry.clone(), device);
+    let base = Graph::new()
+        .with_node("sample", "subspace.generator", json!({"count": n, "seed": 5}))
+        .with_node("label", "subspace.classifier", json!({}))
+        .with_node("heavy", "subspace.classifier", json!({"model": model.to_string_lossy()}))
+        .with_node("gauss", "subspace.single_gauss_fit", presets_single_gauss())
+        .with_node("gmm", "subspace.gmm_fit", json!({"steps": 100, "samples": 8, "lr": 0.002}))
+        .with_link("sample.images", "label.images")
+        .with_link("sample.images", "heavy.images")
+        .with_link("sample.codes", "gauss.codes")
+        .with_link("label.labels", "gauss.labels")
+        .with_link("gauss.gaussians", "gmm.gaussians")
+        .with_link("sample.codes", "gmm.codes")
+        .with_link("heavy.labels", "gmm.labels")
+        .with_link("sample.generator", "gmm.generator")
+        .with_link("heavy.classifier", "gmm.classifier")
+        .with_output("gmm.report");
+    let mut md = format!(
+        "## GMMFit with a ResNet-18 classifier at {0} px ({1:.1}M parameters, random weights), {n} codes\n\nThe default generator's {n} pictures (64 px) labelled by the fixture (resized to {0} px), and GMMFit on those codes and labels with the fixture re-labelling its component samples (the presets: 100 steps, 8 samples per class, lr 0.002).\n\n| GMMFit setting | label {n} codes (s) | GMMFit (s) | GMMFit / labelling | samples rendered | held-out AUC mean |\n|---|---|---|---|---|---|\n",
+        fixture::SIZE,
+        params as f64 / 1e6
+    );
+    let mut rows = Vec::new();
+    let mut label_s = f64::NAN;
+    let settings: Vec<&str> = if variants.trim().is_empty() { vec![""] } else { variants.split(';').collect() };
+    for (i, setting) in settings.iter().enumerate() {
+        let mut g = base.clone();
+        for kv in setting.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
+            g.set_param(&format!("gmm.{kv}"))?;
+        }
+        let r = run(&e, &g)?;
+        if i == 0 {
+            label_s = node_seconds(&r, "heavy");
+        }
+        let gmm_s = node_seconds(&r, "gmm");
+        let rep = json_report(&r, "gmm")?;
+        let aucs: Vec<f64> =
+            rep["auc"].as_object().map(|o| o.values().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+        let auc = aucs.iter().sum::<f64>() / aucs.len().max(1) as f64;
+        let name = if setting.trim().is_empty() { "the presets" } else { setting.trim() };
+        md += &format!(
+            "| {name} | {label_s:.1} | {gmm_s:.1} | {:.2} | {} | {auc:.4} |\n",
+            gmm_s / label_s,
+            rep["renders"]
+        );
+        rows.push(json!({"setting": name, "label_s": label_s, "gmm_s": gmm_s, "ratio": gmm_s / label_s, "renders": rep["renders"], "relabel_every": rep["relabel_every"], "auc_mean": auc}));
+    }
+    md += "\n";
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((md, json!({"codes": n, "classifier_parameters": params, "size": fixture::SIZE, "runs": rows})))
 }
 
 /// The default world as the `directions` section sampled, labelled and fitted it.

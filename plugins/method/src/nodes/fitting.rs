@@ -192,6 +192,17 @@ fn purity(g: &Model, gen: &ModelRef, clf: &ModelRef, per: i64, rng: &mut ChaCha8
     Ok(out)
 }
 
+/// Steps between renders: `every`, raised where needed so that a fit of `steps` steps renders at most
+/// `budget * codes` samples in all (`per_render` at a time, at least one render); `budget` 0 leaves `every` as is.
+/// Counted, not timed, so that a fit does not depend on the machine's load.
+fn relabel_schedule(every: i64, budget: f64, steps: i64, per_render: i64, codes: i64) -> i64 {
+    if budget <= 0.0 || per_render <= 0 || steps <= 0 {
+        return every;
+    }
+    let renders = ((budget * codes as f64) / per_render as f64).floor().max(1.0) as i64;
+    every.max((steps + renders - 1) / renders)
+}
+
 /// Class name -> value, as a JSON object.
 fn per_class(names: &[String], values: &[f64]) -> serde_json::Value {
     names.iter().cloned().zip(values.iter().map(|v| serde_json::json!(v))).collect::<serde_json::Map<_, _>>().into()
@@ -205,6 +216,7 @@ pub(crate) struct GmmFit {
     classifier: Input<Classifier>,
     samples: Param<i64>,
     relabel_every: Param<i64>,
+    relabel_budget: Param<f64>,
     recon_weight: Param<f64>,
     learn_weights: Param<bool>,
     fit: FitParams,
@@ -217,8 +229,8 @@ impl Declared for GmmFit {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.gmm_fit",
         // 2: `samples` are rendered every `relabel_every` steps (not every step), and full covariance is trained
-        // through the precision's Cholesky factor.
-        version: "2.0.0",
+        // through the precision's Cholesky factor. 2.1: `relabel_budget`.
+        version: "2.1.0",
         name: "GMMFit",
         category: FIT,
         doc:
@@ -247,6 +259,13 @@ impl Declared for GmmFit {
                 RELABEL_EVERY,
                 1..=10_000,
                 "steps between renders of the samples; the steps between reuse the samples and their gradient",
+            ),
+            relabel_budget: d.float(
+                "relabel_budget",
+                0.0,
+                0.0..=1000.0,
+                "samples rendered over the whole fit at most this many per code given (renders less often when \
+                 needed; 0: no limit). A sample costs a render and re-label with gradients, 1.5-2 labellings of a code",
             ),
             recon_weight: d.float("recon_weight", 1.0, 0.0..=1000.0, "weight of the render-relabel L1 term"),
             learn_weights: d.bool("learn_weights", true, "learn the mixture weights (else fixed at 1/n)"),
@@ -292,7 +311,13 @@ impl Declared for GmmFit {
         let (target, mask) = (per_row(&target), per_row(&mask));
         let comp = Tensor::arange(k, (Kind::Int64, device)).repeat_interleave_self_int(per.max(1), 0, None);
         // Rendering and re-labelling is the cost: fresh samples every `relabel_every` steps (see SampledTerm).
-        let every = io.read(&self.relabel_every)?;
+        let every = relabel_schedule(
+            io.read(&self.relabel_every)?,
+            io.read(&self.relabel_budget)?,
+            io.read(&self.fit.steps)?,
+            k * per,
+            z.size()[0],
+        );
         let mut sampled = SampledTerm::new(comp, every);
         let mut term = |g: &Model, step: i64, rng: &mut ChaCha8Rng| -> NodeResult<Option<TermValue>> {
             let (loss, measured) = sampled.step(g, step, rng, |zs| {
@@ -328,5 +353,38 @@ impl Declared for GmmFit {
         io.write(&self.curves, kinds::Curves(curves.to_bundle("GMMFit")));
         io.write(&self.report, report.to_string());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relabel_schedule;
+
+    /// Renders a fit of `steps` steps makes when it renders at steps 0, every, 2 every, ...
+    fn renders(steps: i64, every: i64) -> i64 {
+        (0..steps).filter(|s| s % every == 0).count() as i64
+    }
+
+    #[test]
+    fn relabel_budget_bounds_the_samples_rendered() {
+        // No budget: the schedule asked for.
+        assert_eq!(relabel_schedule(2, 0.0, 250, 104, 10_000), 2);
+        // A budget the schedule already keeps changes nothing (100 steps, 50 renders of 104 = 5,200 <= 10,000).
+        assert_eq!(relabel_schedule(2, 0.5, 100, 104, 20_000), 2);
+        // The demo's fit (250 steps, 104 samples, 10,000 codes) at half a sample per code: 48 renders at most.
+        let every = relabel_schedule(2, 0.5, 250, 104, 10_000);
+        assert_eq!(every, 6);
+        assert!(renders(250, every) * 104 <= 5_000 && renders(250, every - 1) * 104 > 5_000);
+        // Every budget and size: within budget, and no sparser than needed (one step fewer between renders breaks it).
+        for steps in [1, 7, 100, 250, 1001] {
+            for codes in [10, 999, 20_000] {
+                for budget in [0.01, 0.3, 1.0, 4.0] {
+                    let e = relabel_schedule(1, budget, steps, 104, codes);
+                    let cap = ((budget * codes as f64) / 104.0).floor().max(1.0) as i64;
+                    assert!(renders(steps, e) <= cap, "steps {steps} codes {codes} budget {budget}: every {e}");
+                    assert!(e == 1 || renders(steps, e - 1) > cap, "steps {steps} codes {codes} budget {budget}");
+                }
+            }
+        }
     }
 }
