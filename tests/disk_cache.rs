@@ -1,8 +1,8 @@
 //! The disk cache: results of cacheable nodes kept across evaluators and processes, keyed by the cache key, the
 //! plugins' build ids and the files parameters name; identical outputs back, misses on any change, least recently
 //! used entries evicted within the budget, corrupt entries ignored and recomputed, a killed writer never leaving an
-//! entry that loads, volatile and non-cacheable nodes never stored, model outputs re-created; and the SDK 1.2
-//! layout that carries the cacheable flag, with 1.1 plugins still loading.
+//! entry that loads, volatile and non-cacheable nodes never stored, model outputs re-created, a folder counted by
+//! the files in it; and the SDK 1.2 layout that carries the cacheable flag, with 1.1 plugins still loading.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -439,4 +439,53 @@ fn a_plugin_with_the_sdk_1_1_layout_loads_and_its_nodes_are_never_cached() {
         assert!(ran(&report, "t"), "{:?}", report.status);
     }
     assert!(entries(dir.path()).is_empty());
+}
+
+/// A folder a node reads counts by its listing: after a picture in it is rewritten in place, Load images and the
+/// inversion below it run again, in the same evaluator (memory cache) and in a fresh one (disk cache); while the
+/// folder is unchanged, the inversion comes from the caches.
+#[test]
+fn a_picture_changed_in_a_folder_runs_its_inversion_again() {
+    let registry = registry_of(&["subspace_plugin_models", "subspace_plugin_images"]);
+    assert!(registry.problems.is_empty(), "{:?}", registry.problems);
+    let registry = Arc::new(registry);
+    let dir = tempfile::tempdir().unwrap();
+    let (pictures, cache) = (dir.path().join("pictures"), dir.path().join("cache"));
+    std::fs::create_dir_all(&pictures).unwrap();
+    let fixtures = repo_root().join("tests/fixtures/pictures");
+    for name in ["face-000000.png", "face-000001.png"] {
+        std::fs::copy(fixtures.join(name), pictures.join(name)).unwrap();
+    }
+    let g = G::new()
+        .node("model", "subspace.generator", json!({"model": "default/generator.pt", "count": 1, "render": false}))
+        .node("load", "subspace.load_images", json!({"path": pictures.to_str().unwrap()}))
+        .node("invert", "subspace.invert", json!({"steps": 2}))
+        .link("model.generator", "load.generator")
+        .link("load.images", "invert.images")
+        .link("model.generator", "invert.generator")
+        .out("invert.codes");
+    // The memory cache alone, then the disk cache alone (a fresh evaluator per run).
+    let e = evaluator(registry.clone());
+    let disk = || disk_evaluator(registry.clone(), &cache, 1 << 30);
+    let first = run(&e, &g);
+    assert!(first.ok() && ran(&first, "load") && ran(&first, "invert"), "{:?}", first.status);
+    let again = run(&e, &g);
+    assert!(again.cached().contains(&"invert") && !ran(&again, "load"), "unchanged folder: {:?}", again.status);
+    assert!(ran(&run(&disk(), &g), "invert"));
+    let fresh_run = run(&disk(), &g);
+    assert!(from_disk(&fresh_run, "invert"), "unchanged folder, fresh evaluator: {:?}", fresh_run.status);
+
+    // The same name, other pixels: the folder's name and file names are unchanged.
+    std::fs::copy(fixtures.join("face-000002.png"), pictures.join("face-000000.png")).unwrap();
+    let changed = run(&e, &g);
+    assert!(ran(&changed, "load") && ran(&changed, "invert"), "changed picture: {:?}", changed.status);
+    let codes = |r: &RunReport| match r.output("invert", "codes") {
+        Some(Value::Latents(c)) => c.tensor().shallow_clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!codes(&changed).get(0).allclose(&codes(&first).get(0), 0.0, 0.0, false), "the old picture was inverted");
+    let fresh_run = run(&disk(), &g);
+    assert!(ran(&fresh_run, "invert"), "changed picture, fresh evaluator: {:?}", fresh_run.status);
+    assert!(run(&e, &g).cached().contains(&"invert"), "unchanged again");
+    assert!(from_disk(&run(&disk(), &g), "invert"), "unchanged again, fresh evaluator");
 }

@@ -126,8 +126,10 @@ fn names_something(path: &Path) -> bool {
 }
 
 /// Size and modification time (ns since the epoch) of what `value` names from here: the file, with the `.json`
-/// beside it (a model's sidecar, docs/MODELS.md) when there is one; for a stem that names no file, every file it
-/// begins (`mixture` for `mixture.safetensors` and `mixture.json`). None when it names nothing.
+/// beside it (a model's sidecar, docs/MODELS.md) when there is one; for a folder, its listing (name, size and
+/// time of every file directly in it: nodes read folders without their subfolders, e.g. Load images); for a stem
+/// that names no file, every file it begins (`mixture` for `mixture.safetensors` and `mixture.json`). None when
+/// it names nothing.
 pub fn stamp(value: &str) -> Option<String> {
     let one = |p: &Path| -> Option<String> {
         let m = std::fs::metadata(p).ok().filter(|m| m.is_file())?;
@@ -135,6 +137,21 @@ pub fn stamp(value: &str) -> Option<String> {
         Some(format!("{}:{nanos}", m.len()))
     };
     let path = Path::new(value);
+    if path.is_dir() {
+        // A picture replaced, added or removed changes the listing; a folder's own time would miss a file
+        // rewritten in place.
+        let mut listed: Vec<(String, String)> = std::fs::read_dir(path)
+            .ok()?
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), one(&e.path())?)))
+            .collect();
+        listed.sort();
+        let mut s = String::from("folder");
+        for (n, st) in listed {
+            s.push_str(&format!("\0{n}={st}"));
+        }
+        return Some(s);
+    }
     if let Some(file) = one(path) {
         let sidecar = path.with_extension("json");
         let beside = if sidecar != path { one(&sidecar).unwrap_or_default() } else { String::new() };
@@ -229,6 +246,27 @@ mod tests {
         assert_ne!(before, after);
         assert!(after.starts_with("mixture.safetensors=2:"), "{after}");
         assert_eq!(stamp(&dir.join("other").display().to_string()), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_is_stamped_by_the_files_directly_in_it() {
+        let dir = std::env::temp_dir().join(format!("subspace-paths-folder-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.png"), b"x").unwrap();
+        let of = || stamp(&dir.display().to_string()).unwrap();
+        let first = of();
+        assert_eq!(of(), first, "an unchanged folder keeps its stamp");
+        std::fs::write(dir.join("a.png"), b"xy").unwrap();
+        let rewritten = of();
+        assert_ne!(rewritten, first, "a file rewritten in place changes the stamp");
+        std::fs::write(dir.join("b.png"), b"z").unwrap();
+        let added = of();
+        assert_ne!(added, rewritten, "a file added changes the stamp");
+        std::fs::write(dir.join("sub/c.png"), b"z").unwrap();
+        assert_eq!(of(), added, "subfolders are not read");
+        std::fs::remove_file(dir.join("b.png")).unwrap();
+        assert_eq!(of(), rewritten, "a file removed changes it back");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
