@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subspace_host::NodeStatus;
 use subspace_sdk::{ErrorKind, ParamKind, Value};
@@ -439,4 +440,45 @@ fn a_mixture_saved_again_is_loaded_again_by_the_same_evaluator() {
     let second = save(2);
     assert!(!second.allclose(&first, 0.0, 0.0, false), "the two fits should differ");
     assert!(loaded(true).allclose(&second, 0.0, 0.0, false), "the stale mixture was kept");
+}
+
+/// Import boundaries reads its folder against the graph file's folder, like every path a node reads; a missing
+/// folder is reported by validation, naming node, parameter and the resolved path.
+#[test]
+fn import_boundaries_reads_its_folder_against_the_graph_file() {
+    use subspace_host::{validate_with, Graph, PresetSearch, Problem};
+    let dir = tempfile::tempdir().unwrap();
+    let graphs = dir.path().join("graphs");
+    std::fs::create_dir_all(graphs.join("boundaries")).unwrap();
+    let normal = tch::Tensor::from_slice(&[0.6f32, 0.8, 0.0]).reshape([1, 3]);
+    normal.write_npy(graphs.join("boundaries/hair.red.npy")).unwrap();
+    let write = |name: &str, folder: &str| {
+        let g = G::new()
+            .node("import", "subspace.import_directions", json!({"folder": folder, "classes": "hair.red"}))
+            .out("import.directions");
+        let path = graphs.join(name);
+        std::fs::write(&path, serde_json::to_string(&g.0).unwrap()).unwrap();
+        path
+    };
+    let registry = Arc::new(registry_of(&["subspace_plugin_baselines"]));
+    assert!(registry.problems.is_empty(), "{:?}", registry.problems);
+    let file = write("import.json", "boundaries");
+    let plan = validate_with(&Graph::load(&file).unwrap(), &registry, &PresetSearch::for_file(&file, vec![]))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let folder = text_of(&plan.nodes[0].params.iter().find(|p| p.name.as_str() == "folder").unwrap().value);
+    assert_eq!(Path::new(folder), graphs.join("boundaries").as_path());
+    let r = evaluator(registry.clone()).run(&plan, &subspace_host::RunOptions::default());
+    assert!(r.ok(), "{:#?}", r.status);
+    let Some(Value::Bundle(b)) = r.output("import", "directions") else { panic!("{:#?}", r.status) };
+    let read: Vec<f32> = b.get("normals").unwrap().flatten(0, -1).try_into().unwrap();
+    assert!(read.iter().zip([0.6, 0.8, 0.0]).all(|(a, b)| (a - b).abs() < 1e-6), "{read:?}");
+
+    let file = write("missing.json", "elsewhere");
+    let errors = validate_with(&Graph::load(&file).unwrap(), &registry, &PresetSearch::for_file(&file, vec![]))
+        .err()
+        .expect("a missing boundaries folder passes validation");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].problem, Problem::MissingFile);
+    assert_eq!((errors[0].node.as_deref(), errors[0].location.as_deref()), (Some("import"), Some("folder")));
+    assert!(errors[0].message.contains(&graphs.join("elsewhere").display().to_string()), "{}", errors[0].message);
 }

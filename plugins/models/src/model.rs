@@ -51,8 +51,10 @@ fn refuse(param: &str, why: impl std::fmt::Display) -> NodeError {
 
 /// Finds a model file (the policy is in docs/MODELS.md). `default/<file>` names the shipped world: `<file>` is a
 /// relative path of plain names whose real path stays inside the folder it was found in. Anything else is the
-/// user's own file, absolute or relative to the working directory. Either way it must be a regular file with its
-/// `.json` sidecar beside it.
+/// user's own file, absolute as the host hands it over: the host resolves a relative path in a graph against the
+/// graph file's folder, `$out/...` in the run's output folder, and a command-line value against the working
+/// directory (docs/GRAPH_FORMAT.md, "Paths"); a relative path reaching here (a node run outside the host) is read
+/// from the working directory. Either way it must be a regular file with its `.json` sidecar beside it.
 pub fn resolve(param: &str) -> Result<PathBuf, NodeError> {
     match param.strip_prefix("default/") {
         Some(rest) => resolve_shipped(param, rest),

@@ -63,7 +63,7 @@ pub struct ImportDirections {
 impl Declared for ImportDirections {
     const INFO: NodeInfo = NodeInfo {
         id: "subspace.import_directions",
-        version: "1.0.0",
+        version: "1.1.0",
         name: "Import boundaries",
         category: CATEGORY,
         doc: "Reads boundaries written by InterFaceGAN (<folder>/<group>.<class>.npy, a unit normal of shape (1, D) \
@@ -72,7 +72,12 @@ impl Declared for ImportDirections {
 
     fn declare(d: &mut Declare) -> Self {
         ImportDirections {
-            folder: d.path("folder", "", "folder holding <group>.<class>.npy boundaries (and optionally schema.json)"),
+            folder: d.input_path(
+                "folder",
+                "",
+                "folder holding <group>.<class>.npy boundaries (and optionally schema.json); a relative path is read \
+                 against the graph file's folder",
+            ),
             classes: d.text(
                 "classes",
                 "",
