@@ -1,8 +1,10 @@
 //! Inversion: latent codes whose render matches given pictures, found by Adam on the codes (no encoder). The loss
 //! per picture is the pixel MSE, plus optionally the squared change of a classifier's outputs (a feature loss: the
 //! render should read as the picture does) and a prior term that keeps codes typical of the latent distribution.
-//! Several starts per picture run side by side and the best one is kept. The generator and classifier are passed
-//! as functions, so the loop is tested on small analytic models and runs on any model handle.
+//! Several starts per picture run side by side and the best one is kept. The space searched is z (the prior is
+//! the generator's latent distribution) or StyleGAN's W / W+ (codes around the average w; W+ is one w per layer,
+//! flattened, so the loop sees N x D codes either way). The generator and classifier are passed as functions, so
+//! the loop is tested on small analytic models and runs on any model handle.
 
 use subspace_sdk::context::randn;
 use subspace_sdk::prelude::*;
@@ -10,20 +12,24 @@ use subspace_sdk::prelude::*;
 subspace_sdk::choice! {
     /// Where the codes start.
     pub enum Init {
-        /// The first start at the mean of the latent distribution (zero), any others drawn from it.
+        /// The first start at the mean of the latent distribution (zero in z, the average w in W/W+), any others
+        /// drawn from it.
         Mean = "mean",
         /// Every start drawn from the latent distribution.
         Random = "random",
     }
 }
 
-/// The generator's latent distribution, as its metadata names it (`latent.distribution`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The distribution of the codes searched: the generator's z prior, or codes around StyleGAN's average w.
+#[derive(Debug)]
 pub enum Prior {
     /// N(0, I): typical codes have |z|^2 close to D.
     Normal,
     /// U(-1, 1) per entry: codes stay in the box.
     Uniform,
+    /// W or W+: mapped codes around `mean` (the average w, 1 x D: tiled over the layers in W+), with `spread` the
+    /// root mean squared distance of a mapped code's entries from it (StyleGAN2's projector's w_std).
+    Around { mean: Tensor, spread: f64 },
 }
 
 impl Prior {
@@ -35,23 +41,62 @@ impl Prior {
             _ => None,
         }
     }
-    /// Draws `n x dim` codes from the distribution (seeded, on the CPU).
-    fn draw(self, rng: &mut impl rand::Rng, n: i64, dim: i64) -> Tensor {
+    /// The distribution's mean as one code, 1 x `dim`, on `device`.
+    fn mean(&self, dim: i64, device: Device) -> Tensor {
         match self {
-            Prior::Normal => randn(rng, &[n, dim]),
-            Prior::Uniform => {
-                let data: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-                Tensor::from_slice(&data).reshape([n, dim])
-            }
+            Prior::Around { mean, .. } => mean.to_kind(Kind::Float).to_device(device).reshape([1, dim]),
+            _ => Tensor::zeros([1, dim], (Kind::Float, device)),
         }
     }
     /// Per code: how far it is from typical. Normal: (|z|^2 / D - 1)^2, zero on the shell where N(0, I) puts
-    /// nearly all its mass; uniform: the mean squared excess beyond the box.
-    fn penalty(self, z: &Tensor) -> Tensor {
+    /// nearly all its mass; uniform: the mean squared excess beyond the box; around the average w: the mean
+    /// squared distance from it in units of the spread (a pull toward the average w).
+    fn penalty(&self, z: &Tensor) -> Tensor {
         let dim = z.size()[1] as f64;
         match self {
             Prior::Normal => (z.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / dim - 1.0).square(),
             Prior::Uniform => (z.abs() - 1.0).relu().square().mean_dim([1i64].as_slice(), false, Kind::Float),
+            Prior::Around { mean, spread } => {
+                (z - mean.to_device(z.device())).square().mean_dim([1i64].as_slice(), false, Kind::Float)
+                    / (spread * spread)
+            }
+        }
+    }
+}
+
+/// The space searched: its width, its distribution, and codes drawn from it for random starts.
+#[derive(Debug)]
+pub struct Latent {
+    /// The width of one code (z: latent.dim; W: w_dim; W+: num_ws x w_dim).
+    pub dim: i64,
+    pub prior: Prior,
+    /// Codes of the space (rows) that random starts are picked from; without them z starts are drawn from the
+    /// prior, and W/W+ has no random starts (drawing w needs the generator's mapping).
+    pub samples: Option<Tensor>,
+}
+
+impl Latent {
+    /// `n x dim` start codes on the CPU. Without samples, z codes are drawn whether or not `needed`, so a seed
+    /// gives the same starts as it always did; otherwise rows are drawn only when `needed` (else the mean).
+    fn starts(&self, rng: &mut impl rand::Rng, n: i64, needed: bool) -> NodeResult<Tensor> {
+        let cpu = Device::Cpu;
+        match (&self.samples, &self.prior) {
+            (Some(s), _) if needed => {
+                let rows = s.size()[0];
+                let pick: Vec<i64> = (0..n).map(|_| rng.gen_range(0..rows)).collect();
+                Ok(s.to_device(cpu).to_kind(Kind::Float).index_select(0, &Tensor::from_slice(&pick)))
+            }
+            (None, Prior::Normal) => Ok(randn(rng, &[n, self.dim])),
+            (None, Prior::Uniform) => {
+                let data: Vec<f32> = (0..n * self.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+                Ok(Tensor::from_slice(&data).reshape([n, self.dim]))
+            }
+            (None, Prior::Around { .. }) if needed => Err(NodeError::input(
+                "samples",
+                "random starts in W/W+ are picked from sampled codes (the handle cannot map z to w): link codes \
+                 sampled by a Generator of the same space (render off) to samples, or use init mean with 1 start",
+            )),
+            _ => Ok(self.prior.mean(self.dim, cpu).repeat([n, 1])),
         }
     }
 }
@@ -83,7 +128,8 @@ pub struct Found {
     pub renders: Tensor,
     /// RMS pixel error of each render against its picture.
     pub rms: Vec<f64>,
-    /// RMS pixel error of the mean code's render (z = 0) against each picture: the error of not inverting.
+    /// RMS pixel error of the mean code's render (z = 0, or the average w) against each picture: the error of not
+    /// inverting.
     pub rms_at_mean: Vec<f64>,
     /// Which start won, per picture.
     pub start: Vec<i64>,
@@ -120,15 +166,14 @@ fn row_mean(x: &Tensor) -> Tensor {
     x.flatten(1, -1).mean_dim([1i64].as_slice(), false, Kind::Float)
 }
 
-/// Finds codes for `pictures` (N x C x H x W in [0, 1], on the device to compute on) in a latent space of
-/// dimension `dim` with distribution `prior`.
+/// Finds codes for `pictures` (N x C x H x W in [0, 1], on the device to compute on) in the space `latent`.
 ///
 /// # Errors
-/// The models fail, the render's shape differs from the pictures', or the run is cancelled.
+/// The models fail, the render's shape differs from the pictures', random starts in W/W+ have no samples to be
+/// picked from, or the run is cancelled.
 pub fn invert(
     pictures: &Tensor,
-    dim: i64,
-    prior: Prior,
+    latent: &Latent,
     opts: Options,
     rng: &mut impl rand::Rng,
     hooks: &Hooks<'_>,
@@ -144,21 +189,20 @@ pub fn invert(
         let first = c * batch;
         let m = batch.min(n - first);
         let target = pictures.narrow(0, first, m).repeat_interleave_self_int(s, 0, None);
-        let mut z0 = prior.draw(rng, m * s, dim);
+        let mut z0 = latent.starts(rng, m * s, opts.init == Init::Random || s > 1)?;
         if opts.init == Init::Mean {
             // Start 0 of every picture at the mean.
             let first_starts = Tensor::arange_start_step(0, m * s, s, (Kind::Int64, Device::Cpu));
-            z0 = z0.index_fill(0, &first_starts, 0.0);
+            z0 = z0.index_copy(0, &first_starts, &latent.prior.mean(latent.dim, Device::Cpu).repeat([m, 1]));
         }
         let z0 = z0.to_device(device);
         let done = (c * opts.steps) as u64;
-        let chunk = search(&target, z0, prior, opts, hooks, |i| (hooks.progress)(done + i, total))?;
+        let chunk = search(&target, z0, &latent.prior, opts, hooks, |i| (hooks.progress)(done + i, total))?;
         found.push(best_per_picture(chunk, m, s));
     }
     let at_mean = {
         let _guard = subspace_sdk::tch::no_grad_guard();
-        let zero = Tensor::zeros([1, dim], (Kind::Float, device));
-        let r = (hooks.render)(&zero)?.to_device(device);
+        let r = (hooks.render)(&latent.prior.mean(latent.dim, device))?.to_device(device);
         row_mean(&(pictures - r).square()).sqrt()
     };
     let cat = |f: fn(&Found) -> &Tensor| Tensor::cat(&found.iter().map(f).collect::<Vec<_>>(), 0);
@@ -187,7 +231,7 @@ struct Chunk {
 fn search(
     target: &Tensor,
     z: Tensor,
-    prior: Prior,
+    prior: &Prior,
     opts: Options,
     hooks: &Hooks<'_>,
     progress: impl Fn(u64),
@@ -290,6 +334,10 @@ mod tests {
         move |z: &Tensor| Ok(z.matmul(&a).sigmoid().reshape([-1, 1, 4, 4]))
     }
 
+    fn normal(dim: i64) -> Latent {
+        Latent { dim, prior: Prior::Normal, samples: None }
+    }
+
     fn opts() -> Options {
         Options { steps: 300, lr: 0.1, starts: 1, init: Init::Mean, feature: 0.0, prior: 0.0, batch: 8 }
     }
@@ -312,7 +360,7 @@ mod tests {
         };
         // Two chunks (batch 3 of 5 pictures) and three starts each.
         let o = Options { batch: 3, starts: 3, ..opts() };
-        let found = invert(&pictures, 4, Prior::Normal, o, &mut rng, &hooks).unwrap();
+        let found = invert(&pictures, &normal(4), o, &mut rng, &hooks).unwrap();
         assert_eq!(found.codes.size(), [5, 4]);
         assert_eq!(found.renders.size(), [5, 1, 4, 4]);
         assert_eq!(calls.get(), 600, "progress reaches the total");
@@ -339,8 +387,8 @@ mod tests {
         let o = Options { starts: 4, init: Init::Random, steps: 20, ..opts() };
         let c = search(
             &pictures.repeat_interleave_self_int(4, 0, None),
-            Prior::Normal.draw(&mut rng, 8, 4),
-            Prior::Normal,
+            normal(4).starts(&mut rng, 8, true).unwrap(),
+            &Prior::Normal,
             o,
             &hooks,
             |_| {},
@@ -357,7 +405,7 @@ mod tests {
         let flat = Tensor::full([1, 1, 4, 4], 0.99, (Kind::Float, Device::Cpu));
         let mut norm = |prior: f64| {
             let o = Options { prior, steps: 400, ..opts() };
-            let f = invert(&flat, 4, Prior::Normal, o, &mut rng, &hooks).unwrap();
+            let f = invert(&flat, &normal(4), o, &mut rng, &hooks).unwrap();
             f.codes.square().sum(Kind::Float).double_value(&[]) / 4.0
         };
         let (free, held) = (norm(0.0), norm(10.0));
@@ -376,12 +424,47 @@ mod tests {
         };
         let hooks = Hooks { render: &g, classify: Some(&classify), progress: &|_, _| {}, cancelled: &|| Ok(()) };
         let o = Options { feature: 1.0, steps: 5, ..opts() };
-        invert(&pictures, 4, Prior::Normal, o, &mut rng, &hooks).unwrap();
+        invert(&pictures, &normal(4), o, &mut rng, &hooks).unwrap();
         // Once for the targets, once per step, once at the end.
         assert_eq!(used.get(), 7);
         let stop = Hooks { cancelled: &|| Err(NodeError::cancelled()), ..hooks };
-        let e = invert(&pictures, 4, Prior::Normal, o, &mut rng, &stop).err().unwrap();
+        let e = invert(&pictures, &normal(4), o, &mut rng, &stop).err().unwrap();
         assert_eq!(e.kind, subspace_sdk::ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn around_the_average_w_starts_at_it_picks_random_starts_from_samples_and_pulls_toward_it() {
+        let g = toy(4);
+        let hooks = Hooks { render: &g, classify: None, progress: &|_, _| {}, cancelled: &|| Ok(()) };
+        let mut rng = subspace_sdk::rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let avg = Tensor::from_slice(&[0.5f32, -0.5, 0.25, 1.0]).reshape([1, 4]);
+        let around = |samples: Option<Tensor>| Latent {
+            dim: 4,
+            prior: Prior::Around { mean: avg.shallow_clone(), spread: 0.5 },
+            samples,
+        };
+        let truth = &avg + randn(&mut rng, &[3, 4]) * 0.5;
+        let pictures = g(&truth).unwrap();
+        // No steps: the codes are the average w, and the error of not inverting is its render's.
+        let o = Options { steps: 0, ..opts() };
+        let f = invert(&pictures, &around(None), o, &mut rng, &hooks).unwrap();
+        assert!(f.codes.allclose(&avg.expand([3, 4], false), 1e-6, 1e-6, false));
+        assert!(f.rms.iter().zip(&f.rms_at_mean).all(|(a, b)| (a - b).abs() < 1e-6), "{:?}", f.rms);
+        // Searched, the truth is found from there.
+        let f = invert(&pictures, &around(None), opts(), &mut rng, &hooks).unwrap();
+        let err = (&f.codes - &truth).abs().max().double_value(&[]);
+        assert!(err < 0.1 && f.rms.iter().zip(&f.rms_at_mean).all(|(a, b)| a * 10.0 < *b), "{err} {:?}", f.rms);
+        // Random starts need codes to pick from; given, they are rows of them.
+        let o = Options { init: Init::Random, steps: 0, ..opts() };
+        let e = invert(&pictures, &around(None), o, &mut rng, &hooks).err().unwrap();
+        assert!(e.message.contains("link codes sampled by a Generator"), "{}", e.message);
+        let samples = Tensor::from_slice(&[9.0f32, 9.0, 9.0, 9.0, -9.0, -9.0, -9.0, -9.0]).reshape([2, 4]);
+        let f = invert(&pictures, &around(Some(samples)), o, &mut rng, &hooks).unwrap();
+        let row = Vec::<f32>::try_from(f.codes.abs().flatten(0, -1)).unwrap();
+        assert!(row.iter().all(|x| *x == 9.0), "{row:?}");
+        // The prior term is the squared distance from the average w in units of the spread.
+        let p = around(None).prior.penalty(&(&avg + 1.0));
+        assert!((p.double_value(&[0]) - 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -50,7 +50,8 @@ mod tests {
             assert_eq!(n.problems(), Vec::<String>::new());
             let d = n.descriptor();
             assert!(d.id.starts_with("subspace."), "{}", d.id);
-            assert_eq!(d.version.as_str(), "1.0.0", "{}", d.id);
+            let version = if d.id.as_str() == "subspace.invert" { "1.1.0" } else { "1.0.0" };
+            assert_eq!(d.version.as_str(), version, "{}", d.id);
             assert!(d.category.starts_with("Images: "));
             for p in d.inputs.iter().chain(d.outputs.iter()) {
                 assert!(!p.description.is_empty(), "{} port {}", d.id, p.name);
