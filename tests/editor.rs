@@ -240,6 +240,45 @@ fn the_editor_server_lists_opens_validates_runs_and_saves_graphs() {
     assert_eq!(request(&s.addr, "GET", &format!("/files/{folder}/my%20grid.png"), "").0, 200);
 }
 
+/// A graph in the served folder reads its relative paths against that folder, as `subspace run` reads them against
+/// the graph file's (docs/GRAPH_FORMAT.md, "Paths"), whether the page names the file or not; a missing model is
+/// reported at validation with the path it was looked for at.
+#[test]
+fn a_graph_in_the_served_folder_reads_paths_against_that_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let (models, graphs, out) = (root.join("models"), root.join("graphs"), root.join("out"));
+    for d in [&models, &graphs, &out] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    toy::generator(&models);
+    let graph = |model: &str| {
+        json!({"version": 1, "nodes": [
+                {"id": "g", "type": "subspace.generator", "params": {"model": model, "count": 3, "seed": 2}}],
+            "links": [], "outputs": ["g.codes"]})
+    };
+    let mine = graph("../models/gen.pt");
+    std::fs::write(graphs.join("mine.json"), mine.to_string()).unwrap();
+    let s = start(&graphs, &out);
+    for url in ["/api/validate?graph=mine.json", "/api/validate?graph=unsaved.json", "/api/validate"] {
+        let (code, v) = json_of(s.call("POST", url, &mine.to_string()));
+        assert_eq!((code, &v["ok"]), (200, &json!(true)), "{url}: {v}");
+    }
+    let (code, r) = json_of(s.call("POST", "/api/run?graph=mine.json", &mine.to_string()));
+    assert_eq!((code, &r["ok"]), (200, &json!(true)), "{r}");
+    assert_eq!(r["report"]["nodes"]["g"]["status"], "ran", "{r}");
+
+    let missing = graph("../models/missing.pt");
+    let (code, v) = json_of(s.call("POST", "/api/validate?graph=mine.json", &missing.to_string()));
+    assert_eq!((code, &v["ok"]), (200, &json!(false)), "{v}");
+    assert_eq!((&v["details"][0]["node"], &v["details"][0]["location"]), (&json!("g"), &json!("model")), "{v}");
+    let looked_at = models.join("missing.pt").display().to_string();
+    assert!(v["errors"][0].as_str().unwrap().contains(&looked_at), "{v}");
+    // The name is a graph file name in the served folder, nothing else.
+    let (code, v) = json_of(s.call("POST", "/api/validate?graph=..%2Fescape.json", &mine.to_string()));
+    assert_eq!(code, 400, "{v}");
+}
+
 /// The small graph the safety tests run: four sampled faces into a grid.
 fn small_graph() -> Json {
     json!({"version": 1, "nodes": [

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use subspace_host::{validate, Evaluator, Graph, Registry};
+use subspace_host::{validate_with, Evaluator, Graph, PresetSearch, Registry};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 mod runs;
@@ -315,8 +315,8 @@ impl Editor {
                     Err(r) => r,
                 }
             }
-            (Method::Post, "/api/validate") => match parse(body) {
-                Ok(g) => match validate(&g, &self.registry) {
+            (Method::Post, "/api/validate") => match parse(body).and_then(|g| Ok((g, self.search(url)?))) {
+                Ok((g, search)) => match validate_with(&g, &self.registry, &search) {
                     Ok(plan) => {
                         let needed: Vec<String> =
                             plan.needed_order().iter().map(|&i| plan.nodes[i].id.clone()).collect();
@@ -337,10 +337,10 @@ impl Editor {
                 json_reply(200, &serde_json::json!({ "cancelled": cancelled }))
             }
             // The whole run in one answer (scripts, tests), or queued with an id to follow (the page).
-            (Method::Post, "/api/run") => self.submit(body, false, true),
-            (Method::Post, "/api/runs") => self.submit(body, false, false),
+            (Method::Post, "/api/run") => self.submit(url, body, false, true),
+            (Method::Post, "/api/runs") => self.submit(url, body, false, false),
             // A live preview: only the requested outputs, nothing listed as a run; answered when done.
-            (Method::Post, "/api/preview") => self.submit(body, true, true),
+            (Method::Post, "/api/preview") => self.submit(url, body, true, true),
             (Method::Get, p) if p.starts_with("/files/") => match inside(&self.out, &p["/files/".len()..]) {
                 Ok(file) => match std::fs::read(&file) {
                     Ok(bytes) => (200, content_type(&file), bytes),
@@ -400,13 +400,31 @@ impl Editor {
         Err(error(500, format!("no free run folder in {}", self.out.display())))
     }
 
+    /// Where a posted graph's presets are found and its relative paths point (docs/GRAPH_FORMAT.md, "Paths"): the
+    /// graph file `?graph=NAME` in the graphs folder (it need not exist yet: an unsaved graph), else a graph in that
+    /// folder; presets also in the shipped presets folder under the working directory.
+    fn search(&self, url: &str) -> Result<PresetSearch, Reply> {
+        let dirs = vec![PathBuf::from(subspace_host::preset::DEFAULT_DIR)];
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let named = query.split('&').find_map(|kv| kv.strip_prefix("graph="));
+        match named {
+            Some(raw) => {
+                let Ok(name) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
+                    return Err(error(400, format!("graph={raw}: not UTF-8 once decoded")));
+                };
+                Ok(PresetSearch::for_file(&self.graphs.join(graph_name(&name)?), dirs))
+            }
+            None => Ok(PresetSearch { file: None, near: Some(self.graphs.clone()), dirs }),
+        }
+    }
+
     /// Validates a graph and queues it; `wait`: answers with the result, else with the run's id at once.
-    fn submit(&self, body: &[u8], preview: bool, wait: bool) -> Reply {
-        let g = match parse(body) {
-            Ok(g) => g,
+    fn submit(&self, url: &str, body: &[u8], preview: bool, wait: bool) -> Reply {
+        let (g, search) = match parse(body).and_then(|g| Ok((g, self.search(url)?))) {
+            Ok(v) => v,
             Err(r) => return r,
         };
-        let plan = match validate(&g, &self.registry) {
+        let plan = match validate_with(&g, &self.registry, &search) {
             Ok(p) => p,
             Err(errors) => return json_reply(200, &invalid(&errors)),
         };

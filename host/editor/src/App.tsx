@@ -98,8 +98,8 @@ function Editor() {
   const wrapper = useRef<HTMLDivElement>(null);
 
   // Callbacks read the latest state through this, so they stay stable across renders.
-  const now = useRef({ nodes, edges, outputs, base, catalog, status, run });
-  now.current = { nodes, edges, outputs, base, catalog, status, run };
+  const now = useRef({ nodes, edges, outputs, base, catalog, status, run, name });
+  now.current = { nodes, edges, outputs, base, catalog, status, run, name };
 
   const doc = useCallback(() => {
     const c = now.current;
@@ -203,7 +203,7 @@ function Editor() {
     if (c.run && c.run.phase !== "finished") return;
     setProblems({});
     try {
-      const r = await api.startRun(doc());
+      const r = await api.startRun(doc(), c.name);
       if (!r.ok || r.id === undefined) return showProblems(r);
       setStatus({});
       attach(r.id);
@@ -221,7 +221,7 @@ function Editor() {
 
   const validate = useCallback(async () => {
     try {
-      const r = await api.validate(doc());
+      const r = await api.validate(doc(), now.current.name);
       if (r.ok) {
         setProblems({});
         setMessage({ text: `Valid: ${r.needed?.length ?? 0} node(s) needed for the requested outputs`, kind: "ok" });
@@ -278,7 +278,7 @@ function Editor() {
     if (outs.length === 0) return;
     const d = { ...flowToDoc(c.base, nextNodes, c.edges, c.outputs), outputs: outs };
     setPreviewing(new Set(outs.map((o) => o.slice(0, o.lastIndexOf(".")))));
-    previewer.request({ doc: d, t0, node });
+    previewer.request({ doc: d, t0, node, graph: c.name });
   }, [previewer]);
 
   const setParam = useCallback((node: string, name: string, value: unknown, live = false) => {

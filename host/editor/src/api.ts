@@ -29,11 +29,15 @@ export const graphs = () => call<GraphList>("GET", "/api/graphs");
 export const openGraph = (name: string) => call<GraphDoc>("GET", `/api/graph/${encodeURIComponent(name)}`);
 export const saveGraph = (name: string, doc: GraphDoc) =>
   call<{ saved: string }>("PUT", `/api/graph/${encodeURIComponent(name)}`, doc);
-export const validate = (doc: GraphDoc) => call<RunResult & { needed?: string[] }>("POST", "/api/validate", doc);
+/** `url` naming the graph file `name` in the served folder: relative paths in the graph are read against it. */
+const ofGraph = (url: string, name?: string) => (name ? `${url}?graph=${encodeURIComponent(name)}` : url);
+export const validate = (doc: GraphDoc, name?: string) =>
+  call<RunResult & { needed?: string[] }>("POST", ofGraph("/api/validate", name), doc);
 /** Queues a run; answers at once with its id (or the validation errors). */
-export const startRun = (doc: GraphDoc) => call<RunResult & { ahead?: number }>("POST", "/api/runs", doc);
+export const startRun = (doc: GraphDoc, name?: string) =>
+  call<RunResult & { ahead?: number }>("POST", ofGraph("/api/runs", name), doc);
 /** Runs only the requested outputs (the live preview) and answers when done. */
-export const preview = (doc: GraphDoc) => call<RunResult>("POST", "/api/preview", doc);
+export const preview = (doc: GraphDoc, name?: string) => call<RunResult>("POST", ofGraph("/api/preview", name), doc);
 export const cancel = (run: number) => call<{ cancelled: boolean }>("POST", "/api/cancel", { run });
 export const runState = (run: number) => call<RunSnapshot>("GET", `/api/runs/${run}?token=${token}`);
 

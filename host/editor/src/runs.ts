@@ -69,6 +69,8 @@ export interface PreviewJob {
   /** When the input that asked for it happened (performance.now()). */
   t0: number;
   node: string;
+  /** The graph file's name in the served folder (its relative paths are read against it). */
+  graph?: string;
 }
 
 export class Previewer {
@@ -92,7 +94,7 @@ export class Previewer {
       this.pending = null;
       try {
         // Drawn even when a newer change waits: the picture keeps following a slider being dragged.
-        await this.onResult(await api.preview(job.doc), job);
+        await this.onResult(await api.preview(job.doc, job.graph), job);
       } catch (e) {
         this.onError(e as Error);
       }
