@@ -349,10 +349,41 @@ fn node_versions_are_recorded_and_a_changed_or_missing_one_names_the_node_and_wh
 
 #[test]
 fn the_shipped_presets_validate_and_list_their_parameters() {
-    let r = all_product_plugins();
+    // Every product plugin: the picture presets need the images plugin too.
+    let r = registry_of(&[
+        "subspace_plugin_models",
+        "subspace_plugin_method",
+        "subspace_plugin_results",
+        "subspace_plugin_baselines",
+        "subspace_plugin_images",
+    ]);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
     let dir = repo_root().join("examples/presets");
     let list = preset::list(std::slice::from_ref(&dir), &r);
-    for name in ["demo", "compare", "compare-seed", "gpu-check", "fit-mixture", "edit-mixture", "fit-and-edit"] {
+    let shipped = [
+        "demo",
+        "compare",
+        "compare-seed",
+        "gpu-check",
+        "fit-mixture",
+        "edit-mixture",
+        "fit-and-edit",
+        "edit-my-pictures",
+        "invert-eval",
+    ];
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".json").map(String::from))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<&str> = shipped.to_vec();
+    listed.sort();
+    assert_eq!(on_disk, listed, "every shipped preset is checked here");
+    let format = std::fs::read_to_string(repo_root().join("docs/GRAPH_FORMAT.md")).unwrap();
+    for name in shipped {
+        assert!(format.contains(&format!("`{name}`")), "docs/GRAPH_FORMAT.md does not list the preset {name}");
+    }
+    for name in shipped {
         let p = list.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} not listed"));
         assert!(p.problems.is_empty(), "{name}: {:?}", p.problems);
         assert!(!p.params.is_empty(), "{name} exposes parameters");
