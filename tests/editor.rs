@@ -596,6 +596,17 @@ fn the_editor_works_in_a_real_browser() {
     let graphs = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     std::fs::copy(browser_dir.join("fit.json"), graphs.path().join("fit.json")).unwrap();
+    // Your own pictures, in a folder beside the graph that names it relatively.
+    std::fs::copy(browser_dir.join("pictures.json"), graphs.path().join("pictures.json")).unwrap();
+    std::fs::create_dir_all(graphs.path().join("pictures")).unwrap();
+    for i in 0..4 {
+        let name = format!("face-00000{i}.png");
+        std::fs::copy(
+            repo_root().join("tests/fixtures/pictures").join(&name),
+            graphs.path().join("pictures").join(&name),
+        )
+        .unwrap();
+    }
     let s = start_with(graphs.path(), out.path(), &[("OMP_WAIT_POLICY", "PASSIVE")]);
     let page = String::from_utf8_lossy(&request(&s.addr, "GET", "/", "").1).to_string();
     if page_script(&page).is_none() {

@@ -4,7 +4,9 @@
 //   node tests/browser/editor.mjs URL [--shots DIR] [--moves N]
 // Builds the rest of the graph by dragging from the palette and between sockets, sees a wrong link refused
 // while dragging, runs, sees pictures on a node, moves the edit's slider and sees the picture change with the
-// fit cached (timing each move), undoes a deletion, reloads during a run and sees it reattach, stops it.
+// fit cached (timing each move), undoes a deletion, reloads during a run and sees it reattach, stops it; then
+// opens pictures.json (pictures loaded from a folder beside it, inverted, edited) and sees the loaded pictures on
+// Load images and the slider re-run only the edit and render on the inverted codes.
 // Prints one line `LATENCY {json}` and exits non-zero at the first failed check.
 import { chromium } from "playwright-core";
 import path from "node:path";
@@ -202,6 +204,30 @@ try {
   check((await badge(page, "sample").textContent()) === "stopped", "the stopped node says stopped");
   check(await page.locator(".react-flow__node .badge.state-failed").count() === 0, "Stop is not reported as a failure");
   if (shots) await page.screenshot({ path: path.join(shots, "editor-stopped.png") });
+
+  // Your own pictures: Load images shows the pictures it read (a folder named relative to the graph file), and
+  // the slider re-runs only the edit and its render on the codes Invert found.
+  await page.selectOption("#graph-list", "pictures.json");
+  await page.getByRole("button", { name: "Open", exact: true }).click();
+  await node(page, "invert").waitFor();
+  await page.keyboard.press("Control+Enter");
+  const loaded = node(page, "load").locator(".strip img");
+  const rendered = node(page, "render").locator(".strip img");
+  await rendered.first().waitFor({ timeout: 120_000 });
+  check(await loaded.count() === 4, "the four loaded pictures show on the Load images node");
+  check(await node(page, "invert").locator(".strip img").count() === 4, "Invert's renders show on it too");
+  const editSlider = node(page, "edit").locator('input[type="range"][data-param="ratio"]');
+  const renderedSrc = await rendered.first().getAttribute("src");
+  await editSlider.focus();
+  const k = await count();
+  await page.keyboard.press("PageUp");
+  await waitPreview(k + 1);
+  check((await rendered.first().getAttribute("src")) !== renderedSrc, "the slider changes the edited inverted picture");
+  const live = await page.evaluate(() => window.subspaceProbe.previews.at(-1).nodes);
+  const above = ["load", "invert", "sample", "label", "gauss", "gmm"].filter((id) => live[id] && live[id].state !== "cached");
+  check(above.length === 0 && live.invert?.state === "cached", `the inversion did not re-run (${JSON.stringify(live)})`);
+  check(live.edit?.state === "done" && live.render?.state === "done", "the edit and its render re-ran on inverted codes");
+  if (shots) await page.screenshot({ path: path.join(shots, "editor-pictures.png") });
 } catch (e) {
   failed = true;
   console.error(e.stack ?? String(e));
