@@ -20,7 +20,7 @@ const W_AVG: [f32; 8] = [0.5, -0.5, 0.25, -0.25, 0.1, -0.1, 0.3, 0.0];
 /// layer); `synthesis(ws)` sends each layer's w through its style affine (`affine{l}.weight`) and a to-RGB weight
 /// and sums the layers into N x 3 x 16 x 16 images in [-1, 1]; the average w is the parameter `w_avg` and what the
 /// method `average_w()` returns. No `forward`.
-fn stylegan(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn stylegan(dir: &Path, name: &str) -> PathBuf {
     tch::manual_seed(11);
     let cpu = (Kind::Float, tch::Device::Cpu);
     let mut params: Vec<(String, Tensor)> = vec![

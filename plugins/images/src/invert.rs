@@ -28,8 +28,9 @@ pub enum Prior {
     /// U(-1, 1) per entry: codes stay in the box.
     Uniform,
     /// W or W+: mapped codes around `mean` (the average w, 1 x D: tiled over the layers in W+), with `spread` the
-    /// root mean squared distance of a mapped code's entries from it (StyleGAN2's projector's w_std).
-    Around { mean: Tensor, spread: f64 },
+    /// root mean squared distance of a mapped code's entries from it (StyleGAN2's projector's w_std), when known:
+    /// typical codes have |w - mean|^2 close to D spread^2.
+    Around { mean: Tensor, spread: Option<f64> },
 }
 
 impl Prior {
@@ -49,17 +50,20 @@ impl Prior {
         }
     }
     /// Per code: how far it is from typical. Normal: (|z|^2 / D - 1)^2, zero on the shell where N(0, I) puts
-    /// nearly all its mass; uniform: the mean squared excess beyond the box; around the average w: the mean
-    /// squared distance from it in units of the spread (a pull toward the average w).
+    /// nearly all its mass; uniform: the mean squared excess beyond the box; around the average w the same shell
+    /// in units of the spread, (|w - mean|^2 / (D spread^2) - 1)^2 (no term while the spread is unknown: a pull
+    /// toward the mean without a scale would bias every picture's code by an arbitrary amount).
     fn penalty(&self, z: &Tensor) -> Tensor {
         let dim = z.size()[1] as f64;
         match self {
             Prior::Normal => (z.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / dim - 1.0).square(),
             Prior::Uniform => (z.abs() - 1.0).relu().square().mean_dim([1i64].as_slice(), false, Kind::Float),
-            Prior::Around { mean, spread } => {
-                (z - mean.to_device(z.device())).square().mean_dim([1i64].as_slice(), false, Kind::Float)
-                    / (spread * spread)
+            Prior::Around { mean, spread: Some(spread) } => {
+                let far =
+                    (z - mean.to_device(z.device())).square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+                (far / (dim * spread * spread) - 1.0).square()
             }
+            Prior::Around { spread: None, .. } => z.zeros_like().sum_dim_intlist([1i64].as_slice(), false, Kind::Float),
         }
     }
 }
@@ -440,7 +444,7 @@ mod tests {
         let avg = Tensor::from_slice(&[0.5f32, -0.5, 0.25, 1.0]).reshape([1, 4]);
         let around = |samples: Option<Tensor>| Latent {
             dim: 4,
-            prior: Prior::Around { mean: avg.shallow_clone(), spread: 0.5 },
+            prior: Prior::Around { mean: avg.shallow_clone(), spread: Some(0.5) },
             samples,
         };
         let truth = &avg + randn(&mut rng, &[3, 4]) * 0.5;
@@ -462,9 +466,13 @@ mod tests {
         let f = invert(&pictures, &around(Some(samples)), o, &mut rng, &hooks).unwrap();
         let row = Vec::<f32>::try_from(f.codes.abs().flatten(0, -1)).unwrap();
         assert!(row.iter().all(|x| *x == 9.0), "{row:?}");
-        // The prior term is the squared distance from the average w in units of the spread.
-        let p = around(None).prior.penalty(&(&avg + 1.0));
-        assert!((p.double_value(&[0]) - 4.0).abs() < 1e-6);
+        // The prior term: zero on the shell at the typical distance from the average w (here |w - avg|^2 = D
+        // spread^2 = 1), growing off it; none without a spread.
+        let p = around(None).prior.penalty(&Tensor::cat(&[&avg + 0.5, &avg + 1.0, avg.shallow_clone()], 0));
+        let p = Vec::<f64>::try_from(p.to_kind(Kind::Double)).unwrap();
+        assert!(p[0].abs() < 1e-6 && (p[1] - 9.0).abs() < 1e-5 && (p[2] - 1.0).abs() < 1e-6, "{p:?}");
+        let none = Latent { dim: 4, prior: Prior::Around { mean: avg.shallow_clone(), spread: None }, samples: None };
+        assert_eq!(none.prior.penalty(&(&avg + 1.0)).double_value(&[0]), 0.0);
     }
 
     #[test]

@@ -96,19 +96,20 @@ fn latent(g: &Generator, samples: Option<Tensor>, port: &str, samples_port: &str
     let mean = if avg.size()[0] == dim { avg } else { avg.repeat([num_ws]) };
     let mean = mean.reshape([1, dim]);
     // StyleGAN2's projector's w_std: the root mean squared distance of mapped codes' entries from the average w.
-    let (spread, spread_from) = match &samples {
-        Some(s) => ((s - &mean).square().mean(Kind::Float).double_value(&[]).sqrt(), "sampled codes"),
-        None => (1.0, "unit (no sampled codes linked)"),
+    let spread = match &samples {
+        Some(s) => {
+            let spread = (s - &mean).square().mean(Kind::Float).double_value(&[]).sqrt();
+            if !(spread.is_finite() && spread > 1e-8) {
+                let why = format!("the sampled codes do not spread around the average w (spread {spread})");
+                return Err(NodeError::input(samples_port, why));
+            }
+            Some(spread)
+        }
+        None => None,
     };
-    if !(spread.is_finite() && spread > 1e-8) {
-        return Err(NodeError::input(
-            samples_port,
-            format!("the sampled codes do not spread around the average w ({spread})"),
-        ));
-    }
     let about = serde_json::json!({
         "space": space, "w_dim": w_dim, "num_ws": num_ws, "w_avg_from": avg_from, "spread": spread,
-        "spread_from": spread_from,
+        "prior_term": if spread.is_some() { "shell around the average w" } else { "off: no sampled codes give the spread" },
     });
     Ok((Latent { dim, prior: Prior::Around { mean, spread }, samples }, about))
 }
@@ -158,7 +159,7 @@ impl Declared for Invert {
             init: d.choice("init", Init::Mean, "mean: the first start at the latent mean (zero in z, the average w in W/W+), any others random; random: every start drawn from the prior (in W/W+: picked from samples)"),
             starts: d.int("starts", 1, 1..=64, "starts per picture, run together; the one with the lowest loss is kept"),
             feature: d.float("feature", 0.0, 0.0..=1000.0, "weight of the classifier feature loss (mean squared change of its outputs; 0: off)"),
-            prior: d.float("prior", 0.001, 0.0..=1000.0, "weight of the prior term: (|z|^2 / D - 1)^2 for a normal latent, the excess beyond [-1, 1] for a uniform one, in W/W+ the mean squared distance from the average w over the squared spread of mapped codes (0: off)"),
+            prior: d.float("prior", 0.001, 0.0..=1000.0, "weight of the prior term: (|z|^2 / D - 1)^2 for a normal latent, the excess beyond [-1, 1] for a uniform one, in W/W+ (|w - w_avg|^2 / (D s^2) - 1)^2 with s the spread of the sampled codes (none without samples) (0: off)"),
             batch: d.int("batch", 32, 1..=65_536, "pictures optimised together (each with its starts)"),
             codes: d.output("codes", "the best code per picture, N x D, in the generator's space"),
             renders: d.output("images", "the codes' renders, N x C x H x W in [0, 1]"),
