@@ -40,6 +40,7 @@ import {
   upstreamClasses,
   type FlowEdge,
   type FlowNode,
+  withPresetProgress,
 } from "./model";
 import { Previewer, attachedRun, follow, type PreviewJob } from "./runs";
 import type { Catalog, GraphDoc, NodeState, Phase, PictureSet, RunResult } from "./types";
@@ -483,7 +484,8 @@ function Editor() {
 
   const view: EditorView = useMemo(() => ({
     catalog,
-    status,
+    // A preset node shows the progress of the nodes inside it.
+    status: withPresetProgress(status),
     pictures,
     classes,
     problems,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { History } from "./history";
-import { canConnect, checkParam, docToFlow, flowToDoc, previewOutputs, sliderRange } from "./model";
-import type { Catalog, NodeType, ParamSpec } from "./types";
+import { canConnect, checkParam, docToFlow, flowToDoc, previewOutputs, sliderRange, withPresetProgress } from "./model";
+import type { Catalog, NodeState, NodeType, ParamSpec } from "./types";
 
 const node = (id: string, inputs: [string, string][], outputs: [string, string][]): NodeType => ({
   id,
@@ -85,5 +85,26 @@ describe("the graph model", () => {
     expect(h.undo(2)).toBe(1);
     expect(h.redo(1)).toBe(2);
     expect(h.canRedo).toBe(true);
+  });
+});
+
+describe("a preset node's progress", () => {
+  const s = (state: NodeState["state"], seconds?: number): NodeState => ({ state, seconds });
+  it("sums the nodes inside it, named outer/inner, onto the outer node", () => {
+    const running = withPresetProgress({ g: s("done"), "fit/sample": s("done"), "fit/label": s("started"), "fit/x/y": s("queued") });
+    expect(running.fit).toEqual({ state: "started", done: 1, total: 3, message: "1/3 inside" });
+    expect(running.g).toEqual(s("done"));
+    expect(withPresetProgress({ "fit/a": s("queued") }).fit?.state).toBe("queued");
+    expect(withPresetProgress({ "fit/a": s("done", 1.5), "fit/b": s("cached"), "fit/c": s("done", 0.5) }).fit)
+      .toEqual({ state: "done", seconds: 2 });
+    expect(withPresetProgress({ "fit/a": s("cached"), "fit/b": s("cached") }).fit?.state).toBe("cached");
+    expect(withPresetProgress({ "fit/a": { state: "failed", error: "boom" }, "fit/b": s("started") }).fit)
+      .toEqual({ state: "failed", error: "boom" });
+    expect(withPresetProgress({ "fit/a": s("done"), "fit/b": s("stopped") }).fit?.state).toBe("stopped");
+  });
+  it("keeps a state the server gave the node itself and leaves plain graphs alone", () => {
+    expect(withPresetProgress({ fit: s("cached"), "fit/a": s("started") }).fit?.state).toBe("cached");
+    const plain = { a: s("done") };
+    expect(withPresetProgress(plain)).toBe(plain);
   });
 });

@@ -1,7 +1,7 @@
 // The graph as the canvas holds it (React Flow nodes and edges) and as the file holds it (GraphDoc), and the
 // rules both follow. Pure functions, unit-tested in model.test.ts.
 import type { Edge, Node } from "@xyflow/react";
-import type { Catalog, DocNode, GraphDoc, ParamSpec } from "./types";
+import type { Catalog, DocNode, GraphDoc, NodeState, ParamSpec } from "./types";
 
 export interface NodeData extends Record<string, unknown> {
   type: string;
@@ -261,4 +261,39 @@ export function tidy(nodes: FlowNode[], edges: FlowEdge[]): FlowNode[] {
     x += Math.max(...column.map((n) => n.measured?.width ?? 220)) + 80;
   }
   return nodes.map((n) => ({ ...n, position: placed[n.id] ?? n.position }));
+}
+
+const FINISHED: NodeState["state"][] = ["done", "cached", "failed", "skipped", "stopped"];
+
+/**
+ * `status` with a state for every preset node drawn from the nodes inside it, which the server names
+ * `outer/inner` (`outer/a/b` when presets nest): failed if one failed, started while any has not finished (done/total:
+ * inner nodes finished of those reported so far), else cached when all were cached, stopped or skipped when one was,
+ * else done with their summed time. A state the server gave the node itself is kept.
+ */
+export function withPresetProgress(status: Record<string, NodeState>): Record<string, NodeState> {
+  const inner: Record<string, NodeState[]> = {};
+  for (const [id, s] of Object.entries(status)) {
+    const i = id.indexOf("/");
+    if (i > 0) (inner[id.slice(0, i)] ??= []).push(s);
+  }
+  const outers = Object.keys(inner).filter((o) => !status[o]);
+  if (outers.length === 0) return status;
+  const out = { ...status };
+  for (const o of outers) {
+    const states = inner[o]!;
+    const has = (k: NodeState["state"]) => states.some((s) => s.state === k);
+    const finished = states.filter((s) => FINISHED.includes(s.state)).length;
+    const failed = states.find((s) => s.state === "failed");
+    if (failed) out[o] = { state: "failed", error: failed.error };
+    else if (finished < states.length) {
+      out[o] = has("started") || finished > 0
+        ? { state: "started", done: finished, total: states.length, message: `${finished}/${states.length} inside` }
+        : { state: "queued" };
+    } else if (states.every((s) => s.state === "cached")) out[o] = { state: "cached" };
+    else if (has("stopped")) out[o] = { state: "stopped" };
+    else if (has("skipped")) out[o] = { state: "skipped" };
+    else out[o] = { state: "done", seconds: states.reduce((t, s) => t + (s.seconds ?? 0), 0) };
+  }
+  return out;
 }
