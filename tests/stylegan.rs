@@ -21,11 +21,14 @@ const W_AVG: [f32; 8] = [0.5, -0.5, 0.25, -0.25, 0.1, -0.1, 0.3, 0.0];
 /// and sums the layers into N x 3 x 16 x 16 images in [-1, 1]; the average w is the parameter `w_avg` and what the
 /// method `average_w()` returns. No `forward`.
 pub(crate) fn stylegan(dir: &Path, name: &str) -> PathBuf {
-    tch::manual_seed(11);
+    // A local generator, not torch's global one, which tests running at the same time also draw from.
+    let mut rng =
+        <subspace_sdk::rand_chacha::ChaCha8Rng as subspace_sdk::rand_chacha::rand_core::SeedableRng>::seed_from_u64(11);
+    let mut randn = |shape: &[i64]| subspace_sdk::context::randn(&mut rng, shape);
     let cpu = (Kind::Float, tch::Device::Cpu);
     let mut params: Vec<(String, Tensor)> = vec![
-        ("fc.weight".into(), Tensor::randn([W_DIM, Z_DIM], cpu) * 0.6),
-        ("fc.bias".into(), Tensor::randn([W_DIM], cpu) * 0.1),
+        ("fc.weight".into(), randn(&[W_DIM, Z_DIM]) * 0.6),
+        ("fc.bias".into(), randn(&[W_DIM]) * 0.1),
         ("w_avg".into(), Tensor::from_slice(&W_AVG)),
     ];
     let mut source = String::from(
@@ -34,11 +37,11 @@ pub(crate) fn stylegan(dir: &Path, name: &str) -> PathBuf {
          def synthesis(self, ws):\n    x = torch.zeros([ws.size(0), 768])\n",
     );
     for l in 0..NUM_WS {
-        params.push((format!("affine{l}.weight"), Tensor::randn([8, W_DIM], cpu) * 0.5));
+        params.push((format!("affine{l}.weight"), randn(&[8, W_DIM]) * 0.5));
         params.push((format!("affine{l}.bias"), Tensor::ones([8], cpu)));
         // A part constant over each channel's pixels, so that the channel means (what the toy classifier reads)
         // move with w.
-        let rgb = Tensor::randn([3, 1, 8], cpu) * 0.3 + Tensor::randn([3, SIDE * SIDE, 8], cpu) * 0.1;
+        let rgb = randn(&[3, 1, 8]) * 0.3 + randn(&[3, SIDE * SIDE, 8]) * 0.1;
         params.push((format!("rgb{l}.weight"), rgb.reshape([3 * SIDE * SIDE, 8])));
         source += &format!(
             "    x = x + torch.linear(torch.linear(ws[:, {l}], self.affine{l}.weight, self.affine{l}.bias), \

@@ -247,6 +247,13 @@ pub mod toy {
         path
     }
 
+    /// The toy generators' weights come from this seed, through a local generator rather than torch's global one
+    /// (tests running at the same time draw from that one too), so twins made apart share their weights.
+    fn seeded() -> subspace_sdk::rand_chacha::ChaCha8Rng {
+        subspace_sdk::rand_chacha::rand_core::SeedableRng::seed_from_u64(3)
+    }
+    use subspace_sdk::context::randn;
+
     /// z (N x 8) -> tanh(z W) as N x 3 x 8 x 8 in [-1, 1].
     pub fn generator(dir: &Path) -> PathBuf {
         generator_sized(dir, "gen", 8, [3, 8, 8])
@@ -254,8 +261,7 @@ pub mod toy {
 
     /// z (N x dim) -> tanh(z W) as N x C x H x W in [-1, 1], saved as `<name>.pt` with a matching sidecar.
     pub fn generator_sized(dir: &Path, name: &str, dim: i64, [c, h, w]: [i64; 3]) -> PathBuf {
-        tch::manual_seed(3);
-        let weights = Tensor::randn([dim, c * h * w], (Kind::Float, tch::Device::Cpu));
+        let weights = randn(&mut seeded(), &[dim, c * h * w]);
         let meta = serde_json::json!({"format": "subspace.generator/1", "name": "toy",
             "latent": {"dim": dim, "distribution": "normal"},
             "output": {"channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}});
@@ -279,9 +285,9 @@ pub mod toy {
 
     /// A twin of `generator_sized(dir, _, dim, [c, h, w])` in `form`, with a sidecar describing it.
     pub fn generator_form(dir: &Path, name: &str, form: Form, dim: i64, [c, h, w]: [i64; 3]) -> PathBuf {
-        tch::manual_seed(3);
         let cpu = (Kind::Float, tch::Device::Cpu);
-        let weights = Tensor::randn([dim, c * h * w], cpu);
+        let mut rng = seeded();
+        let weights = randn(&mut rng, &[dim, c * h * w]);
         let mut meta = serde_json::json!({"format": "subspace.generator/1", "name": "toy",
             "latent": {"dim": dim, "distribution": "normal"},
             "output": {"channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}});
@@ -296,7 +302,7 @@ pub mod toy {
             }
             Form::Conditional(k) => {
                 meta["arguments"] = serde_json::json!([{"name": "c", "zeros": k}]);
-                let wc = Tensor::randn([k, c * h * w], cpu);
+                let wc = randn(&mut rng, &[k, c * h * w]);
                 let f = move |xs: &[Tensor]| vec![image(xs[0].matmul(&weights) + xs[1].matmul(&wc))];
                 save_many(dir, name, &[z, Tensor::zeros([2, k], cpu)], f, meta)
             }
