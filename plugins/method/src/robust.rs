@@ -91,6 +91,27 @@ pub struct Robust {
     pub margins: [f64; 2],
     /// Per group and budget.
     pub groups: Vec<GroupAt>,
+    /// Per method (input order), per group (as in `groups`, `all` first): the fraction of edits whose success
+    /// goes back from 1 to 0 between two neighbouring ratios (0: success never falls as the strength grows).
+    pub reversals: Vec<Vec<(String, f64)>>,
+}
+
+/// The fraction of (picture, target) edits in `targets` whose success falls from 1 to 0 between neighbouring ratios.
+fn reversal_rate(targets: &[&TargetScores]) -> f64 {
+    let (mut fell, mut total) = (0usize, 0usize);
+    for t in targets {
+        let Some(p) = &t.pictures else { continue };
+        let n = p.success.first().map_or(0, Vec::len);
+        for i in 0..n {
+            total += 1;
+            fell += usize::from(p.success.windows(2).any(|w| w[0][i] == 1.0 && w[1][i] == 0.0));
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        fell as f64 / total as f64
+    }
 }
 
 /// "better" when one measure's interval clears its margin in the judged method's favour and neither does against
@@ -269,12 +290,25 @@ pub fn compare(reports: &[EditScores], budgets: &[f64], opts: Options) -> Result
         }
     }
     let pictures = members.iter().map(Vec::len).sum();
+    let reversals = tables
+        .iter()
+        .map(|targets| {
+            groups
+                .iter()
+                .map(|(g, list)| {
+                    let of: Vec<&TargetScores> = list.iter().map(|&ti| targets[ti]).collect();
+                    (g.clone(), reversal_rate(&of))
+                })
+                .collect()
+        })
+        .collect();
     Ok(Robust {
         replicates: members.len(),
         pictures,
         resamples: opts.resamples.max(1),
         margins: [SUCCESS_MARGIN, LEAKAGE_MARGIN],
         groups: out,
+        reversals,
     })
 }
 
@@ -322,6 +356,24 @@ pub fn table(r: &Robust) -> String {
             let cells: Vec<String> = g.verdicts.iter().map(|v| v.verdict.to_string()).collect();
             md += &format!("| {} | {} |\n", g.group, cells.join(" | "));
         }
+    }
+    let methods: Vec<String> = first.methods.iter().map(|m| m.method.clone()).collect();
+    md + &reversal_table(r, &methods)
+}
+
+/// The reversal table of a robust comparison (see [`Robust::reversals`]).
+fn reversal_table(r: &Robust, methods: &[String]) -> String {
+    let Some(first) = r.reversals.first() else { return String::new() };
+    let groups: Vec<&str> = first.iter().map(|(g, _)| g.as_str()).collect();
+    let mut md = format!(
+        "\nEdits whose success falls back from 1 to 0 as the strength grows (between neighbouring ratios), per \
+         group:\n\n| method | {} |\n|---|{}\n",
+        groups.join(" | "),
+        "---|".repeat(groups.len())
+    );
+    for (m, row) in methods.iter().zip(&r.reversals) {
+        let cells: Vec<String> = row.iter().map(|(_, v)| format!("{v:.3}")).collect();
+        md += &format!("| {m} | {} |\n", cells.join(" | "));
     }
     md
 }
@@ -467,9 +519,27 @@ mod tests {
         assert_eq!(at("smile").verdicts[0].verdict, "tie");
         assert_eq!(at("all").targets, 2);
         assert!((at("smile").methods[0].ssim.unwrap().mean - 0.8).abs() < 1e-9);
+        // Success only rises in these reports (0 at ratio 0, then the picture's hit).
+        assert_eq!(r.reversals[0][0], ("all".to_string(), 0.0));
         let md = table(&r);
         assert!(md.contains("| hair | better |"), "{md}");
+        assert!(md.contains("| ours | 0.000 | 0.000 | 0.000 |"), "{md}");
         assert!(md.contains("| smile | tie |"), "{md}");
+    }
+
+    #[test]
+    fn success_falling_back_as_the_strength_grows_is_counted() {
+        let mut r = report("m", &[("hair.red", vec![1.0, 1.0, 0.0, 0.0])], 0.0);
+        // A third ratio where the first two pictures lose the class again: 2 of 4 edits fall back.
+        let p = r.targets[0].pictures.as_mut().unwrap();
+        p.success.push(vec![0.0, 0.0, 0.0, 1.0]);
+        p.leakage.push(vec![0.0; 4]);
+        p.movement.push(vec![0.3; 4]);
+        p.ssim.push(vec![0.7; 4]);
+        let pt = r.targets[0].points[1].clone();
+        r.targets[0].points.push(ScorePoint { ratio: 2.0, movement: Some(0.3), ..pt });
+        let c = compare(&[r], &[0.2], Options { resamples: 10, seed: 0 }).unwrap();
+        assert_eq!(c.reversals[0], vec![("all".to_string(), 0.5), ("hair".to_string(), 0.5)]);
     }
 
     #[test]
