@@ -2,7 +2,8 @@
 //! It drives the host library with the built plugins (target/release/plugins) like every other client: the
 //! default world through the Generator and Classifier, and synthetic codes (for the scaling sweep and 512
 //! dimensions) from the benchmark's own node plugin (`examples/bench/nodes`), so every fit is timed as the node's
-//! run through the plugin ABI.
+//! run through the plugin ABI. The classifier of realistic size that `gmm-heavy` times GMMFit with is built at run
+//! time ([`fixture`]), not shipped.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
