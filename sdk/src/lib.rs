@@ -26,6 +26,7 @@ pub mod kinds;
 pub mod module;
 pub mod node;
 pub mod schema;
+pub mod stats;
 pub mod tensor;
 pub mod value;
 

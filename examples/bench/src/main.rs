@@ -437,32 +437,6 @@ fn json_report(r: &RunReport, node: &str) -> Result<serde_json::Value> {
     }
 }
 
-/// ROC AUC of `scores` for binary `positive` (Mann-Whitney U with average ranks for ties); None when one class
-/// is absent. The probes' scores are the benchmark's own; the fits' AUCs come in the nodes' reports.
-fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut ranks = vec![0.0; scores.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            ranks[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    let np = positive.iter().filter(|p| **p).count() as f64;
-    let nn = positive.len() as f64 - np;
-    if np == 0.0 || nn == 0.0 {
-        return None;
-    }
-    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
-    Some((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
-}
-
 /// How well each class can be told from the others as a function of the code, on the SingleGaussFit's own held-out
 /// split: the fitted Gaussians (full covariance, the presets' fit) against probes trained on the same codes and
 /// labels: logistic regression on z (linear), on z and all products z_i z_j (quadratic: the family a pair of
@@ -544,7 +518,7 @@ fn separability(registry: &Arc<Registry>, device: DeviceSpec, quick: bool) -> Re
                 let sc: Vec<f64> = Vec::try_from(scores.select(1, c)).unwrap_or_default();
                 let pos: Vec<bool> =
                     Vec::<f32>::try_from(hard.select(1, c)).unwrap_or_default().iter().map(|&h| h > 0.5).collect();
-                roc_auc(&sc, &pos).unwrap_or(f64::NAN)
+                subspace_sdk::stats::roc_auc(&sc, &pos).unwrap_or(f64::NAN)
             })
             .collect()
     };

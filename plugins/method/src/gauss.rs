@@ -425,32 +425,7 @@ impl Gaussians {
     }
 }
 
-/// ROC AUC of `scores` for binary `positive` (Mann-Whitney U with average ranks for ties); None when one class
-/// is absent.
-pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].partial_cmp(&scores[b]).unwrap_or(std::cmp::Ordering::Equal));
-    let mut ranks = vec![0.0; scores.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for t in i..=j {
-            ranks[idx[t]] = avg;
-        }
-        i = j + 1;
-    }
-    let np = positive.iter().filter(|p| **p).count() as f64;
-    let nn = positive.len() as f64 - np;
-    if np == 0.0 || nn == 0.0 {
-        return None;
-    }
-    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
-    Some((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
-}
+pub use subspace_sdk::stats::roc_auc;
 
 /// Per-class AUC of the normalized likelihoods against hard labels (argmax within each group).
 pub fn class_aucs(g: &Gaussians, z: &Tensor, labels: &Tensor) -> Vec<Option<f64>> {
@@ -481,14 +456,6 @@ pub fn class_aucs_of(scores: &Tensor, labels: &Tensor, schema: &LabelSchema) -> 
 mod tests {
     use super::*;
     use subspace_sdk::{LabelGroup, LabelSchema};
-
-    #[test]
-    fn auc_is_one_for_perfect_and_half_for_ties() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.5; 4], &[false, true, false, true]), Some(0.5));
-        assert_eq!(roc_auc(&[0.9, 0.1], &[false, true]), Some(0.0));
-        assert_eq!(roc_auc(&[0.9, 0.1], &[true, true]), None);
-    }
 
     fn binary(name: &str) -> LabelGroup {
         LabelGroup { name: name.into(), classes: vec!["no".into(), "yes".into()].into() }
