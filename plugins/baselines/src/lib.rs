@@ -28,8 +28,13 @@ mod tests {
         for node in nodes {
             let d = node.descriptor();
             assert!(d.id.starts_with("subspace."));
-            // direction_edit's layout became a typed value (a new major version); the others are unchanged.
-            let version = if d.id.as_str() == "subspace.direction_edit" { "2.0.0" } else { "1.0.0" };
+            // direction_edit's layout became a typed value (a new major version); SeFa works in W/W+ and Import
+            // boundaries reads its folder as an input path (minor versions); the others are unchanged.
+            let version = match d.id.as_str() {
+                "subspace.direction_edit" => "2.0.0",
+                "subspace.sefa" | "subspace.import_directions" => "1.1.0",
+                _ => "1.0.0",
+            };
             assert_eq!(d.version.as_str(), version, "{}", d.id);
             assert!(d.category.starts_with("Baselines"));
             for p in d.inputs.iter().chain(d.outputs.iter()) {
