@@ -214,6 +214,9 @@ try {
   const loaded = node(page, "load").locator(".strip img");
   const rendered = node(page, "render").locator(".strip img");
   await rendered.first().waitFor({ timeout: 120_000 });
+  // Pictures arrive one request each: wait for the fourth before counting (on a loaded machine they trail the run).
+  await loaded.nth(3).waitFor({ timeout: 30_000 }).catch(() => undefined);
+  await node(page, "invert").locator(".strip img").nth(3).waitFor({ timeout: 30_000 }).catch(() => undefined);
   check(await loaded.count() === 4, "the four loaded pictures show on the Load images node");
   check(await node(page, "invert").locator(".strip img").count() === 4, "Invert's renders show on it too");
   const editSlider = node(page, "edit").locator('input[type="range"][data-param="ratio"]');
