@@ -10,17 +10,30 @@ use subspace_sdk::{ErrorKind, ParamKind, Value};
 use subspace_tests::*;
 
 /// Every node that writes: (node id in [`writers`], node type, path parameter, output port).
-const WRITERS: [(&str, &str, &str, &str); 6] = [
+const WRITERS: [(&str, &str, &str, &str); 7] = [
     ("save_fit", "subspace.save_fit", "file", "file"),
     ("save_text", "subspace.save_text", "file", "file"),
     ("save_grid", "subspace.save_grid", "file", "files"),
     ("plot_curves", "subspace.plot_curves", "file", "file"),
     ("plot_points", "subspace.plot_points", "file", "file"),
     ("export_codes", "subspace.export_codes", "folder", "folder"),
+    ("save_images", "subspace.save_images", "folder", "files"),
 ];
 
-/// A small fit on the toy world feeding every writing node; `at(name)` is each writer's path parameter.
-fn writers(gen: &str, clf: &str, at: &dyn Fn(&str) -> String) -> G {
+/// Two 8 x 8 pictures in `dir` for Load images (what Save images writes again).
+fn pictures(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, shade) in [40u8, 200].into_iter().enumerate() {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([shade, 90, 255 - shade]))
+            .save(dir.join(format!("p{i}.png")))
+            .unwrap();
+    }
+    dir.display().to_string()
+}
+
+/// A small fit on the toy world feeding every writing node; `at(name)` is each writer's path parameter; Save images
+/// writes the pictures of the folder `pics` again.
+fn writers(gen: &str, clf: &str, pics: &str, at: &dyn Fn(&str) -> String) -> G {
     let mut g = toy_fit(gen, clf, 300, json!({"steps": 2, "rank": 1}), json!({"steps": 1, "samples": 0}))
         .node("fresh", "subspace.generator", json!({"model": gen, "count": 4, "seed": 9, "render": false}))
         .node("edit", "subspace.attribute_edit", json!({"target": "all", "steps": 3, "zs": "mean"}))
@@ -35,7 +48,8 @@ fn writers(gen: &str, clf: &str, at: &dyn Fn(&str) -> String) -> G {
         .link("judge.labels", "score.labels")
         .link("edit.layout", "score.layout")
         .link("render.images", "score.images")
-        .link("score.report", "compare.a");
+        .link("score.report", "compare.a")
+        .node("load", "subspace.load_images", json!({"path": pics, "width": 8, "height": 8}));
     for (id, ty, param, port) in WRITERS {
         let params = serde_json::Value::Object([(param.to_string(), json!(at(id)))].into_iter().collect());
         g = g.node(id, ty, params).out(&format!("{id}.{port}"));
@@ -47,6 +61,8 @@ fn writers(gen: &str, clf: &str, at: &dyn Fn(&str) -> String) -> G {
         .link("compare.points", "plot_points.points")
         .link("sample.codes", "export_codes.codes")
         .link("label.labels", "export_codes.labels")
+        .link("load.images", "save_images.images")
+        .link("load.names", "save_images.names")
 }
 
 /// Every file and folder under `dir`.
@@ -80,10 +96,11 @@ fn every_writing_node_refuses_paths_outside_the_output_folder_and_through_links(
     std::os::unix::fs::symlink(&outside, out.join("sub/link")).unwrap();
     let gen = toy::generator(root.path()).display().to_string();
     let clf = toy::classifier(root.path()).display().to_string();
+    let pics = pictures(&root.path().join("pictures"));
     let e = evaluator(reg);
 
     // Fine paths: every writer runs and writes under the output folder.
-    let r = run_at(&e, &out, &writers(&gen, &clf, &|n| format!("sub/ok/{n}")));
+    let r = run_at(&e, &out, &writers(&gen, &clf, &pics, &|n| format!("sub/ok/{n}")));
     assert!(r.ok(), "{:#?}", r.status);
     for (id, _, _, port) in WRITERS {
         let Some(Value::Text(written)) = r.output(id, port) else { panic!("{id}: no {port}") };
@@ -101,7 +118,7 @@ fn every_writing_node_refuses_paths_outside_the_output_folder_and_through_links(
         ("link below", Box::new(|n| format!("sub/link/new/{n}")), "symbolic link"),
     ];
     for (case, at, rule) in &cases {
-        let r = run_at(&e, &out, &writers(&gen, &clf, at.as_ref()));
+        let r = run_at(&e, &out, &writers(&gen, &clf, &pics, at.as_ref()));
         for (id, _, param, _) in WRITERS {
             match &r.status[id] {
                 NodeStatus::Failed { error } => {

@@ -7,25 +7,14 @@
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use subspace_host::{NodeStatus, Registry};
 use subspace_sdk::{ErrorKind, Value};
 use subspace_tests::*;
 
-/// The product plugins and the images plugin, loaded once per test process.
+/// The product plugins, the images plugin among them.
 fn registry() -> Arc<Registry> {
-    static R: OnceLock<Arc<Registry>> = OnceLock::new();
-    R.get_or_init(|| {
-        let r = registry_of(&[
-            "subspace_plugin_models",
-            "subspace_plugin_method",
-            "subspace_plugin_results",
-            "subspace_plugin_images",
-        ]);
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        Arc::new(r)
-    })
-    .clone()
+    all_product_plugins()
 }
 
 fn fixtures() -> std::path::PathBuf {

@@ -350,14 +350,7 @@ fn node_versions_are_recorded_and_a_changed_or_missing_one_names_the_node_and_wh
 #[test]
 fn the_shipped_presets_validate_and_list_their_parameters() {
     // Every product plugin: the picture presets need the images plugin too.
-    let r = registry_of(&[
-        "subspace_plugin_models",
-        "subspace_plugin_method",
-        "subspace_plugin_results",
-        "subspace_plugin_baselines",
-        "subspace_plugin_images",
-    ]);
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let r = all_product_plugins();
     let dir = repo_root().join("examples/presets");
     let list = preset::list(std::slice::from_ref(&dir), &r);
     let shipped = [

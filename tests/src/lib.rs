@@ -180,7 +180,7 @@ pub fn product_registry() -> Arc<Registry> {
     .clone()
 }
 
-/// Every product plugin (models, method, results, baselines), loaded once per test process.
+/// Every product plugin (models, method, results, baselines, images), loaded once per test process.
 pub fn all_product_plugins() -> Arc<Registry> {
     static R: OnceLock<Arc<Registry>> = OnceLock::new();
     R.get_or_init(|| {
@@ -189,6 +189,7 @@ pub fn all_product_plugins() -> Arc<Registry> {
             "subspace_plugin_method",
             "subspace_plugin_results",
             "subspace_plugin_baselines",
+            "subspace_plugin_images",
         ]);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         Arc::new(r)
