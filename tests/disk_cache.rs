@@ -8,7 +8,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use subspace_host::{DiskCache, Evaluator, Registry, RunReport};
 use subspace_sdk::{tch, Value};
 use subspace_tests::*;
@@ -359,19 +359,10 @@ const BIG: i64 = 1 << 19;
 #[test]
 #[ignore = "run as a child process by a_kill_during_an_entry_write_never_leaves_an_entry_that_loads"]
 fn write_entries_until_killed() {
-    let Ok(dir) = std::env::var(LOOP_ENV) else { return };
-    let dir = PathBuf::from(dir);
-    let start = Instant::now();
-    for i in 0.. {
+    write_until_killed(LOOP_ENV, |dir, i| {
         let r = run(&fresh(&dir.join("cache")), &store(BIG, &format!("{}-{i}", std::process::id()), 0.0));
         assert!(r.ok(), "{:#?}", r.status);
-        if i == 0 {
-            std::fs::write(dir.join("ready"), b"").unwrap();
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-    }
+    });
 }
 
 #[test]

@@ -4,7 +4,6 @@
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use subspace_host::NodeStatus;
 use subspace_sdk::{ErrorKind, ParamKind, Value};
 use subspace_tests::*;
@@ -152,20 +151,11 @@ fn fit_and_save(dir: &Path, rank: i64) -> G {
 #[test]
 #[ignore = "run as a child process by a_kill_during_a_mixture_save_leaves_a_whole_fit"]
 fn save_mixtures_until_killed() {
-    let Ok(dir) = std::env::var(LOOP_ENV) else { return };
-    let dir = PathBuf::from(dir);
     let e = evaluator(product_registry());
-    let start = Instant::now();
-    for i in 0.. {
-        let r = run_at(&e, &dir.join("out"), &fit_and_save(&dir, 1 + i % 4));
+    write_until_killed(LOOP_ENV, |dir, i| {
+        let r = run_at(&e, &dir.join("out"), &fit_and_save(dir, 1 + i as i64 % 4));
         assert!(r.ok(), "{:#?}", r.status);
-        if i == 0 {
-            std::fs::write(dir.join("ready"), b"").unwrap();
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-    }
+    });
 }
 
 #[test]

@@ -197,6 +197,24 @@ pub fn all_product_plugins() -> Arc<Registry> {
     .clone()
 }
 
+/// The child side of [`kill_writer_at_random`]: calls `write(dir, i)` for i = 0, 1, ... (dir read from `env`;
+/// nothing when it is unset, as in a plain test run), touching `dir/ready` after the first write, until killed or a
+/// minute has passed.
+pub fn write_until_killed(env: &str, mut write: impl FnMut(&std::path::Path, usize)) {
+    let Ok(dir) = std::env::var(env) else { return };
+    let dir = PathBuf::from(dir);
+    let start = std::time::Instant::now();
+    for i in 0.. {
+        write(&dir, i);
+        if i == 0 {
+            std::fs::write(dir.join("ready"), b"").unwrap();
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+    }
+}
+
 /// Runs test `name` of this test binary (an ignored test that writes in a loop and touches `dir/ready` once it
 /// has started, reading `dir` from `env`) as a child process, and kills it at a random moment up to `max_us`
 /// microseconds after it is ready: how the tests prove that a kill never leaves a torn file.
